@@ -1,0 +1,5 @@
+import sys
+
+from kmodlab.tools import main
+
+sys.exit(main())
