@@ -1,0 +1,392 @@
+"""Debian importer: a profile from linux-image-<rel> and linux-headers-<rel> .deb files.
+
+Pure Python: a .deb is an ``ar`` archive whose ``data.tar.{xz,zst,gz}`` member holds the files.
+From the image package we take boot/vmlinuz-<rel> (→ vmlinux, exports, UTS name, certificates),
+boot/config-<rel>, lib/modules/<rel>/modules.builtin(.modinfo), and the vermagic of the modules;
+from the headers package(s) Module.symvers.  :func:`fetch_packages` downloads the packages with
+``apt-get download`` into a cache directory (reusing what is there).
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from ..errors import KmodlabError, UsageError
+from . import Export, ExportTable, Profile, save_profile, profile_dir
+from .symvers import parse_config, parse_symvers
+from .vmlinux import Vmlinux, decompress_bzimage, find_certificates
+
+AR_MAGIC = b"!<arch>\n"
+WANTED_BOOT = re.compile(r"^boot/(vmlinuz|config)-(.+)$")
+WANTED_MODDIR = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/(modules\.builtin(?:\.modinfo)?)$")
+KO = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/kernel/.*\.ko(\.xz|\.zst|\.gz)?$")
+VERMAGIC = re.compile(rb"(?:^|\0)vermagic=([^\0]*)\0")
+RELEASE = re.compile(r"^(\d+\.\d+(?:\.\d+)?-\d+)-(.+)$")     # 6.1.0-56 + amd64
+MAX_COMPRESSED_KO = 100                                       # vermagic samples of .ko.xz etc.
+
+
+class DebError(KmodlabError):
+    """A .deb that the importer cannot read."""
+
+
+# -- reading .deb files ----------------------------------------------------------------------
+
+def deb_data_member(path: Path) -> tuple[str, bytes]:
+    """(member name, bytes) of the data.tar.* member of a .deb."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != AR_MAGIC:
+                raise DebError(f"{path}: not a Debian package (no ar header)")
+            while True:
+                hdr = f.read(60)
+                if len(hdr) < 60:
+                    break
+                if hdr[58:60] != b"`\n":
+                    raise DebError(f"{path}: damaged ar member header")
+                name = hdr[:16].decode("ascii", "replace").strip().rstrip("/")
+                try:
+                    size = int(hdr[48:58].decode().strip())
+                except ValueError:
+                    raise DebError(f"{path}: damaged ar member size") from None
+                if name.startswith("data.tar"):
+                    data = f.read(size)
+                    if len(data) != size:
+                        raise DebError(f"{path}: truncated ({name})")
+                    return name, data
+                f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError as e:
+        raise DebError(f"cannot read {path}: {e.strerror}") from None
+    raise DebError(f"{path}: no data.tar member")
+
+
+def iter_deb_files(path: Path):
+    """Yield (path without leading './', TarInfo, file object) for each regular file, in
+    archive order (a stream: read each file object before moving on)."""
+    name, data = deb_data_member(path)
+    raw = io.BytesIO(data)
+    if name.endswith(".zst"):
+        import zstandard
+        stream = zstandard.ZstdDecompressor().stream_reader(raw)
+        mode = "r|"
+    elif name.endswith((".xz", ".gz", ".bz2")):
+        stream, mode = raw, "r|" + name.rsplit(".", 1)[1]
+    elif name == "data.tar":
+        stream, mode = raw, "r|"
+    else:
+        raise DebError(f"{path}: unsupported data member {name}")
+    try:
+        with tarfile.open(fileobj=stream, mode=mode) as tar:
+            for ti in tar:
+                if not ti.isfile():
+                    continue
+                p = ti.name[2:] if ti.name.startswith("./") else ti.name.lstrip("/")
+                yield p, ti, tar.extractfile(ti)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise DebError(f"{path}: damaged {name}: {e}") from None
+
+
+def _decompress_ko(name: str, data: bytes) -> bytes:
+    if name.endswith(".xz"):
+        import lzma
+        return lzma.decompress(data)
+    if name.endswith(".zst"):
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    if name.endswith(".gz"):
+        import gzip
+        return gzip.decompress(data)
+    return data
+
+
+def read_image_deb(path: Path) -> dict:
+    """The files a profile needs from a linux-image package."""
+    found: dict = {"vermagics": {}, "ko_count": 0}
+    compressed_seen = 0
+    for p, ti, f in iter_deb_files(path):
+        m = WANTED_BOOT.match(p)
+        if m:
+            found[m[1]] = (m[2], f.read())
+            continue
+        m = WANTED_MODDIR.match(p)
+        if m:
+            found.setdefault("releases", set()).add(m[1])
+            found[m[2]] = f.read()
+            continue
+        m = KO.match(p)
+        if m:
+            found.setdefault("releases", set()).add(m[1])
+            if m[2]:
+                if compressed_seen >= MAX_COMPRESSED_KO:
+                    continue
+                compressed_seen += 1
+            try:
+                data = _decompress_ko(p, f.read())
+            except Exception:
+                continue
+            found["ko_count"] += 1
+            vm = VERMAGIC.search(data)
+            if vm:
+                v = vm[1].decode("utf-8", "replace")
+                found["vermagics"].setdefault(v, p)
+    if "vmlinuz" not in found:
+        raise DebError(f"{path}: no boot/vmlinuz-* (is this a linux-image package?)")
+    return found
+
+
+def read_symvers_from_debs(debs: list[Path], release: str | None) -> tuple[str, Path]:
+    """Module.symvers text from the first headers package that has one (for ``release``)."""
+    ordered = sorted(debs, key=lambda d: ("common" in d.name, "kbuild" in d.name))
+    others = []
+    for deb in ordered:
+        for p, ti, f in iter_deb_files(deb):
+            if p.endswith("/Module.symvers") and p.startswith("usr/src/linux-headers-"):
+                rel = p[len("usr/src/linux-headers-"):].split("/", 1)[0]
+                if release is None or rel == release:
+                    return f.read().decode("utf-8", "replace"), deb
+                others.append(rel)
+    if others:
+        raise DebError(f"the headers packages are for {', '.join(sorted(set(others)))}, "
+                       f"not {release}")
+    raise DebError("no Module.symvers in " + ", ".join(str(d) for d in debs) +
+                   " (give the linux-headers-<release> package for the image's flavour)")
+
+
+# -- building the profile --------------------------------------------------------------------
+
+def expected_vermagic(release: str, config: dict[str, str]) -> str:
+    """VERMAGIC_STRING as include/linux/vermagic.h composes it (x86_64: no arch part)."""
+    s = release + " "
+    if config.get("SMP") == "y":
+        s += "SMP "
+    if config.get("PREEMPT_RT") == "y":
+        s += "preempt_rt "
+    elif config.get("PREEMPT_BUILD") == "y" or config.get("PREEMPT") == "y":
+        s += "preempt "
+    if config.get("MODULE_UNLOAD") == "y":
+        s += "mod_unload "
+    if config.get("MODVERSIONS") == "y":
+        s += "modversions "
+    return s
+
+
+def builtin_names(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        base = line.rsplit("/", 1)[-1]
+        for suf in (".ko.xz", ".ko.zst", ".ko.gz", ".ko"):
+            if base.endswith(suf):
+                base = base[:-len(suf)]
+                break
+        out.append(base.replace("-", "_"))
+    return out
+
+
+def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profile:
+    say = log or (lambda msg: None)
+    image_deb, headers_debs = Path(image_deb), [Path(h) for h in headers_debs]
+    say(f"reading {image_deb.name}")
+    img = read_image_deb(image_deb)
+    rel_boot, vmlinuz = img["vmlinuz"]
+    releases = img.get("releases") or {rel_boot}
+    if len(releases) != 1:
+        raise DebError(f"{image_deb}: modules for several releases: {', '.join(sorted(releases))}")
+    release = next(iter(releases))
+    if release != rel_boot:
+        raise DebError(f"{image_deb}: vmlinuz-{rel_boot} but lib/modules/{release}")
+    if "config" not in img:
+        raise DebError(f"{image_deb}: no boot/config-{release}")
+    config = parse_config(img["config"][1].decode("utf-8", "replace"))
+
+    say(f"decompressing vmlinuz-{release}")
+    vml = Vmlinux(decompress_bzimage(vmlinuz))
+    raw = vml.exports()
+    addrs = {e.name: e.addr for e in raw}
+    uts = vml.utsname(addrs)
+    if uts["release"] != release:
+        raise DebError(f"vmlinuz says release {uts['release']}, the package {release}")
+    certs = find_certificates(vml.data)
+    if config.get("MODULE_SIG") == "y" and not certs:
+        raise DebError("CONFIG_MODULE_SIG=y but no module-signing certificate found in vmlinux")
+
+    # vermagic: what the modules carry, checked against the kernel's own string and the config
+    computed = expected_vermagic(release, config)
+    vms = img["vermagics"]
+    if len(vms) > 1:
+        raise DebError("the modules disagree about vermagic: " +
+                       "; ".join(f"{v!r} ({p})" for v, p in vms.items()))
+    vermagic = next(iter(vms)) if vms else computed
+    if vermagic != computed:
+        say(f"warning: modules' vermagic {vermagic!r} differs from the config's {computed!r}")
+    if b"\0" + vermagic.encode() + b"\0" not in vml.data:
+        say(f"warning: vermagic {vermagic!r} not found in vmlinux")
+
+    say("reading Module.symvers")
+    symtext, symdeb = read_symvers_from_debs(headers_debs, release)
+    symvers = parse_symvers(symtext, f"{symdeb.name}:Module.symvers")
+    check_against_symvers(raw, symvers)
+
+    exports = ExportTable.of([Export(e.name, e.addr, e.crc, e.gpl, e.namespace, "vmlinux", e.kind)
+                              for e in raw])
+    module_exports = ExportTable.of([Export(s.name, 0, s.crc, s.gpl, s.namespace, s.owner, "")
+                                     for s in symvers if s.owner != "vmlinux"], module=True)
+    sections = [(s.name, s.addr, s.size, vml.kind_of(s.addr)) for s in vml.sections
+                if s.flags & 0x2 and s.size]
+    flavour = RELEASE.match(release)
+    distro = "debian"
+    return Profile(
+        name=f"{distro}-{release}",
+        release=release,
+        version=uts["version"],
+        vermagic=vermagic,
+        config=config,
+        exports=exports,
+        module_exports=module_exports,
+        certificates=certs,
+        builtin=builtin_names(img.get("modules.builtin", b"").decode("utf-8", "replace")),
+        builtin_modinfo=img.get("modules.builtin.modinfo", b""),
+        percpu_static_size=vml.percpu_static_size(),
+        machine=uts["machine"],
+        sections=sections,
+        source={"importer": "debian", "image": image_deb.name,
+                "headers": [h.name for h in headers_debs],
+                "flavour": flavour[2] if flavour else ""},
+    )
+
+
+def check_against_symvers(raw, symvers) -> None:
+    """vmlinux's export tables must agree with Module.symvers's vmlinux lines exactly."""
+    ours = {e.name: (e.crc, e.gpl, e.namespace) for e in raw}
+    theirs = {s.name: (s.crc, s.gpl, s.namespace) for s in symvers if s.owner == "vmlinux"}
+    if ours == theirs:
+        return
+    missing = sorted(set(theirs) - set(ours))
+    extra = sorted(set(ours) - set(theirs))
+    differ = sorted(n for n in set(ours) & set(theirs) if ours[n] != theirs[n])
+    parts = []
+    for what, names in (("only in Module.symvers", missing), ("only in vmlinux", extra),
+                        ("with different CRC/licence/namespace", differ)):
+        if names:
+            parts.append(f"{len(names)} {what} (e.g. {', '.join(names[:3])})")
+    raise DebError("vmlinux exports do not match Module.symvers: " + "; ".join(parts) +
+                   " -- are the image and headers packages of the same build?")
+
+
+def import_debian(image_deb: Path, headers_debs: list[Path], out_dir: Path | None = None,
+                  log=None) -> Path:
+    prof = build_profile(image_deb, headers_debs, log)
+    out = Path(out_dir) if out_dir is not None else profile_dir()
+    from . import PROFILE_SUFFIX
+    return save_profile(prof, out / f"{prof.name}{PROFILE_SUFFIX}")
+
+
+# -- fetching --------------------------------------------------------------------------------
+
+def cache_dir(dest: Path | None = None) -> Path:
+    """Where .debs are kept: ``dest``, else $KMODLAB_CACHE/debs, else ~/.cache/kmodlab/debs."""
+    if dest is not None:
+        return Path(dest)
+    root = os.environ.get("KMODLAB_CACHE")
+    if root:
+        return Path(root) / "debs"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kmodlab" / "debs"
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise KmodlabError(f"{cmd[0]} not found: fetching Debian packages needs apt "
+                           f"(or give the .deb files on the command line)") from None
+
+
+_updated = False
+
+
+def _apt_show(pkg: str) -> str | None:
+    r = _run(["apt-cache", "show", "--no-all-versions", pkg])
+    if r.returncode != 0 or not r.stdout.strip():
+        return None
+    return r.stdout
+
+
+def _apt_show_updating(pkg: str) -> str:
+    global _updated
+    out = _apt_show(pkg)
+    if out is None and not _updated:
+        _updated = True
+        r = _run(["apt-get", "update"])
+        if r.returncode != 0:
+            raise KmodlabError(f"apt-get update failed: {r.stderr.strip()[-300:]}")
+        out = _apt_show(pkg)
+    if out is None:
+        raise KmodlabError(f"the package registry does not know {pkg}")
+    return out
+
+
+def _depends(show: str) -> list[str]:
+    for line in show.splitlines():
+        if line.startswith("Depends:"):
+            return [alt.split()[0] for part in line[8:].split(",")
+                    for alt in part.split("|")[:1] if alt.strip()]
+    return []
+
+
+def current_release() -> str:
+    """The release the registry's linux-image-amd64 metapackage points at now."""
+    for dep in _depends(_apt_show_updating("linux-image-amd64")):
+        if dep.startswith("linux-image-") and dep != "linux-image-amd64":
+            return dep[len("linux-image-"):]
+    raise KmodlabError("cannot tell which kernel linux-image-amd64 depends on")
+
+
+def _cached(cache: Path, pkg: str) -> Path | None:
+    hits = sorted(cache.glob(f"{pkg}_*.deb"))
+    return hits[-1] if hits else None
+
+
+def _download(cache: Path, pkg: str) -> Path:
+    hit = _cached(cache, pkg)
+    if hit is not None:
+        return hit
+    _apt_show_updating(pkg)
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"downloading {pkg} into {cache}", file=sys.stderr)
+    r = _run(["apt-get", "download", pkg], cwd=cache)
+    hit = _cached(cache, pkg)
+    if r.returncode != 0 or hit is None:
+        raise KmodlabError(f"apt-get download {pkg} failed: {r.stderr.strip()[-300:]}")
+    return hit
+
+
+def fetch_packages(release: str | None = None, dest: Path | None = None) -> dict:
+    """Download (or reuse) linux-image-<rel>, linux-headers-<rel> and linux-headers-<abi>-common.
+
+    ``release`` None means the one linux-image-amd64 depends on now.  Returns
+    ``{"release": rel, "image": Path, "headers": [Path, ...], "cache": Path}``."""
+    cache = cache_dir(dest)
+    if release is None:
+        release = current_release()
+    m = RELEASE.match(release)
+    if not m:
+        raise UsageError(f"'{release}' does not look like a Debian kernel release "
+                         f"(e.g. 6.1.0-56-amd64)")
+    image = _download(cache, f"linux-image-{release}")
+    headers = [_download(cache, f"linux-headers-{release}")]
+    common = f"linux-headers-{m[1]}-common"
+    if _cached(cache, common) is None:
+        # the exact name comes from the headers package's Depends when apt knows it
+        show = _apt_show(f"linux-headers-{release}")
+        for dep in _depends(show or ""):
+            if dep.startswith("linux-headers-") and dep.endswith("-common"):
+                common = dep
+    headers.append(_download(cache, common))
+    return {"release": release, "image": image, "headers": headers, "cache": cache}
