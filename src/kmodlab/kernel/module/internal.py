@@ -49,6 +49,19 @@ TAINT_LIVEPATCH = 15
 TAINT_TEST = 18
 
 
+class LoadError(Exception):
+    """A load step failed: its negative errno and the kernel log line(s) it printed (at KERN_ERR
+    unless ``level`` says otherwise).  load_module unwinds and returns the errno."""
+
+    def __init__(self, err: int, step: str, *log: str, level: int = 3, reason: str = ""):
+        self.err = -abs(err)
+        self.step = step
+        self.log = list(log)            # written to the kernel log by load_module
+        self.level = level
+        self.reason = reason or (log[-1] if log else "")   # for the user only
+        super().__init__(self.reason or step)
+
+
 def module_flags_taint(taints: int) -> str:
     """Per-module taint letters in bit order, as /proc/modules and sysfs ``taint`` show them."""
     return "".join(t[0] for bit, t in enumerate(TAINT_FLAGS) if t[2] and taints & (1 << bit))

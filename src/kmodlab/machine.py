@@ -1,0 +1,274 @@
+"""One sandbox machine: a kernel profile plus everything a running kernel keeps between syscalls.
+
+The module list, module memory, kmalloc heap, per-CPU area, kernel log, taint and once-per-boot
+flags live in a :class:`Machine`; it is the only mutable state of the sandbox kernel.  Between
+commands it is saved in a state directory (default ``$XDG_STATE_HOME/kmodlab/machine``;
+``--machine DIR`` or ``KMODLAB_MACHINE`` choose another):
+
+    DIR/lock            flock'ed for the whole of a command that changes the machine
+    DIR/current         symlink to the live generation, switched atomically (rename)
+    DIR/gen-N/state.json, DIR/gen-N/mem/<region>.bin
+
+A command works on a copy in memory and either commits a whole new generation or nothing, so a
+crash or a failed load never leaves the machine torn.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import fcntl
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .kernel.mm import (AddressSpace, Heap, PAGE_SIZE, PERCPU_BASE, PERCPU_MODULE_RESERVE,
+                        PERCPU_STATIC_SIZE, Region)
+from .kernel.module.internal import KernelSymbol, Layout, Module, ParamInfo
+from .kernel.printk import KERN_INFO, LogRecord
+
+STATE_VERSION = 1
+
+
+def default_machine_dir() -> Path:
+    env = os.environ.get("KMODLAB_MACHINE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "kmodlab" / "machine"
+
+
+@dataclass
+class Machine:
+    profile_name: str
+    boot_wall: float = field(default_factory=time.time)
+    boot_id: str = ""
+    taint: int = 0
+    modules: list[Module] = field(default_factory=list)        # newest first, like the kernel's list
+    mm: AddressSpace = field(default_factory=AddressSpace)
+    heap: Heap = field(default_factory=Heap)
+    log: list[LogRecord] = field(default_factory=list)
+    once: set[str] = field(default_factory=set)
+    events: list[tuple[int, str, str]] = field(default_factory=list)   # (ts_ns, event, module)
+    module_load_offset: int = 0
+    percpu_used: list[tuple[int, int, str]] = field(default_factory=list)  # (offset, size, module)
+    modules_disabled: int = 0
+    sig_enforce: bool = False
+    blacklist: list[str] = field(default_factory=list)
+    emu_state: dict = field(default_factory=dict)     # the modelled kernel's registries (JSON)
+    lockdown: bool = False
+    last_unloaded: str = ""
+    kmalloced_params: set[int] = field(default_factory=set)   # params.c's kmalloced_params
+    profile: object = field(default=None, repr=False, compare=False)   # runtime only
+
+    # -- boot ----------------------------------------------------------------------------------
+    @classmethod
+    def boot(cls, profile_name: str, seed: int | None = None) -> "Machine":
+        rnd = random.Random(seed)
+        m = cls(profile_name=profile_name, boot_id=f"{rnd.getrandbits(64):016x}")
+        # x86-64 with KASLR: module_load_offset is a random whole number of pages in [1, 1024],
+        # chosen once per boot (arch/x86/kernel/module.c).
+        m.module_load_offset = rnd.randint(1, 1024) * PAGE_SIZE
+        m.mm.map("percpu", PERCPU_BASE, PERCPU_STATIC_SIZE + PERCPU_MODULE_RESERVE)
+        m.printk(KERN_INFO, f"Linux version {profile_name} (kmodlab sandbox kernel)")
+        return m
+
+    # -- the kernel's little services ------------------------------------------------------------
+    def now_ns(self) -> int:
+        return max(0, int((time.time() - self.boot_wall) * 1e9))
+
+    def printk(self, level: int, text: str) -> LogRecord:
+        rec = LogRecord(self.now_ns(), level, text)
+        self.log.append(rec)
+        return rec
+
+    def printk_once(self, key: str, level: int, text: str) -> None:
+        if key not in self.once:
+            self.once.add(key)
+            self.printk(level, text)
+
+    def add_taint(self, bit: int) -> None:
+        self.taint |= 1 << bit
+
+    def find_module(self, name: str, include_unformed: bool = False) -> Module | None:
+        for mod in self.modules:
+            if mod.name == name and (include_unformed or mod.state != 3):
+                return mod
+        return None
+
+    def notify(self, event: str, mod: Module) -> None:
+        """The module notifier chain: recorded so users (and tests) can see it run."""
+        self.events.append((self.now_ns(), event, mod.name))
+
+    def profile_config_enabled(self, option: str) -> bool:
+        return self.profile.enabled(option)
+
+    def ops_name_of(self, addr: int) -> str | None:
+        """Name of the kernel export at ``addr`` (param ops are kernel data exports)."""
+        return self.profile.export_at(addr)
+
+    def symbolize(self, addr: int) -> str | None:
+        """'name+0xoff/0xsize [module]' for a module address, 'name+0xoff' for the kernel."""
+        for mod in self.modules:
+            if mod.core.base <= addr < mod.core.base + mod.core.size or \
+                    (mod.init_layout.size and mod.init_layout.base <= addr < mod.init_layout.base + mod.init_layout.size):
+                best = None
+                for value, _t, name in mod.kallsyms:
+                    if value <= addr and (best is None or value > best[0]):
+                        best = (value, name)
+                if best:
+                    return f"{best[1]}+{addr - best[0]:#x} [{mod.name}]"
+                return f"{addr:#x} [{mod.name}]"
+        near = self.profile.nearest(addr) if self.profile else None
+        if near and near[1] < 0x100000:
+            return f"{near[0]}+{near[1]:#x}"
+        return None
+
+    def run_module_code(self, mod: Module, addr: int, what: str, result, trace: bool = False) -> int:
+        """Run a module function (init/exit) on the emulated CPU; returns its int result."""
+        from .emu.emulator import Emulator
+        emu = Emulator(self.mm, self.heap, self.profile.exports, printk=self.printk,
+                       symbolize=self.symbolize, trace=trace, state=self.emu_state,
+                       comm="insmod" if what == "init" else "rmmod")
+        emu.uptime_ns = self.now_ns()
+        try:
+            return emu.call(addr, what=what)
+        finally:
+            result.calls.extend(emu.calls)
+
+    def param_context(self, mod: Module):
+        from .kernel.params import ParamCtx
+        return ParamCtx(mm=self.mm, heap=self.heap, printk=self.printk, taint=self.add_taint,
+                        ops_name_of=self.ops_name_of, locked_down=self.lockdown,
+                        kmalloced_params=self.kmalloced_params)
+
+    def free_params(self, mod: Module) -> None:
+        """Free what parameters own (kmalloc'd charp strings) when the module goes."""
+        from .kernel import params
+        if mod.params:
+            params.destroy_params(self.param_context(mod), mod.params)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        def enc(o):
+            if dataclasses.is_dataclass(o):
+                return {f.name: enc(getattr(o, f.name)) for f in dataclasses.fields(o)}
+            if isinstance(o, (bytes, bytearray)):
+                return {"__b64__": base64.b64encode(bytes(o)).decode()}
+            if isinstance(o, dict):
+                return {k: enc(v) for k, v in o.items()}
+            if isinstance(o, (list, tuple)):
+                return [enc(v) for v in o]
+            if isinstance(o, set):
+                return sorted(o)
+            return o
+        d = {k: enc(getattr(self, k)) for k in (
+            "profile_name", "boot_wall", "boot_id", "taint", "modules", "log", "once", "events",
+            "module_load_offset", "percpu_used", "modules_disabled", "sig_enforce", "blacklist",
+            "emu_state", "lockdown", "last_unloaded", "kmalloced_params")}
+        d["heap"] = {"allocs": [[a, s] for a, s in self.heap.allocs.items()],
+                     "free": self.heap.free, "top": self.heap.top}
+        d["regions"] = [[r.name, r.base, len(r.data)] for r in self.mm.regions.values()]
+        d["version"] = STATE_VERSION
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict, memdir: Path) -> "Machine":
+        def dec(o):
+            if isinstance(o, dict) and "__b64__" in o:
+                return base64.b64decode(o["__b64__"])
+            return o
+
+        def module(md: dict) -> Module:
+            md = dict(md)
+            md["core"] = Layout(**md["core"])
+            md["init_layout"] = Layout(**md["init_layout"])
+            md["syms"] = [KernelSymbol(**s) for s in md["syms"]]
+            md["params"] = [ParamInfo(**p) for p in md["params"]]
+            md["notes"] = {k: dec(v) for k, v in md["notes"].items()}
+            md["kallsyms"] = [tuple(k) for k in md["kallsyms"]]
+            return Module(**md)
+
+        m = cls(profile_name=d["profile_name"])
+        for k in ("boot_wall", "boot_id", "taint", "module_load_offset", "modules_disabled",
+                  "sig_enforce", "blacklist", "emu_state", "lockdown", "last_unloaded"):
+            setattr(m, k, d[k])
+        m.modules = [module(x) for x in d["modules"]]
+        m.log = [LogRecord(**r) for r in d["log"]]
+        m.once = set(d["once"])
+        m.kmalloced_params = set(d["kmalloced_params"])
+        m.events = [tuple(e) for e in d["events"]]
+        m.percpu_used = [tuple(p) for p in d["percpu_used"]]
+        m.heap = Heap(allocs={a: s for a, s in d["heap"]["allocs"]},
+                      free=[tuple(f) for f in d["heap"]["free"]], top=d["heap"]["top"])
+        for i, (name, base, size) in enumerate(d["regions"]):
+            data = bytearray((memdir / f"{i}.bin").read_bytes())
+            if len(data) != size:
+                raise OSError(f"machine state damaged: region {name} has {len(data)} bytes, not {size}")
+            m.mm.regions[name] = Region(name, base, data)
+        return m
+
+
+class MachineStore:
+    """The state directory of one machine: lock, load, atomic commit."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path else default_machine_dir()
+        self._lock_fd: int | None = None
+
+    def lock(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def exists(self) -> bool:
+        return (self.path / "current").exists()
+
+    def load(self) -> Machine:
+        cur = self.path / "current"
+        gen = cur.resolve()
+        d = json.loads((gen / "state.json").read_text())
+        if d.get("version") != STATE_VERSION:
+            raise OSError(f"machine state in {self.path} has version {d.get('version')}, "
+                          f"expected {STATE_VERSION}: run 'kmodlab machine reset'")
+        return Machine.from_json(d, gen / "mem")
+
+    def commit(self, m: Machine) -> None:
+        """Write a whole new generation, then switch ``current`` to it in one rename."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        gens = sorted(int(p.name[4:]) for p in self.path.glob("gen-*") if p.name[4:].isdigit())
+        n = (gens[-1] + 1) if gens else 1
+        tmp = self.path / f".tmp-gen-{n}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        (tmp / "mem").mkdir(parents=True)
+        for i, r in enumerate(m.mm.regions.values()):
+            (tmp / "mem" / f"{i}.bin").write_bytes(r.data)
+        (tmp / "state.json").write_text(json.dumps(m.to_json()))
+        final = self.path / f"gen-{n}"
+        os.rename(tmp, final)
+        link = self.path / f".current-{os.getpid()}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(final.name, link)
+        os.replace(link, self.path / "current")         # the atomic switch
+        for g in gens:                                   # old generations are garbage now
+            shutil.rmtree(self.path / f"gen-{g}", ignore_errors=True)
+
+    def reset(self) -> None:
+        if self.path.exists():
+            for p in self.path.iterdir():
+                if p.name == "lock":
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()

@@ -1,0 +1,353 @@
+"""The sandbox kernel behind the syscall interface, and :class:`Sandbox` for Python users.
+
+:class:`SandboxKernel` implements :class:`kmodlab.syscalls.Kernel`: each syscall locks the
+machine's state directory, loads the machine (booting a fresh one the first time), runs the
+kernel side (sys_init_module / sys_finit_module / sys_delete_module in kernel/module/main.py)
+and commits a new generation atomically.  Reads of /proc and /sys render the machine's state.
+
+:class:`Sandbox` is the same kernel as a Python object, e.g. a pytest fixture::
+
+    sb = Sandbox()                       # a fresh, private machine in memory
+    sb.insmod("hello.ko", who="world")   # raises KernelError(errno, reason) on failure
+    assert "Hello, world" in "\\n".join(sb.dmesg())
+    sb.rmmod("hello")
+"""
+from __future__ import annotations
+
+import errno as E
+import os
+import stat
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EINVAL, EOPNOTSUPP, EPERM, KernelError, UsageError
+from .kernel.module import procfs, sysfs
+from .kernel.module.internal import (LoadError, MODULE_INIT_COMPRESSED_FILE, Module,
+                                     module_flags_taint)
+from .machine import Machine, MachineStore
+from .syscalls import SyscallResult
+
+
+@dataclass
+class Cred:
+    """The caller's credentials as the permission check sees them."""
+    cap_sys_module: bool = True
+
+
+def _load_profile(name: str | None):
+    from .profile import load_profile
+    return load_profile(name)
+
+
+class SandboxKernel:
+    name = "sandbox"
+
+    def __init__(self, store: MachineStore | None = None, machine: Machine | None = None,
+                 profile: str | None = None):
+        self.store = store
+        self.machine = machine            # in-memory machine (no store), e.g. for tests
+        self.profile_name = profile or os.environ.get("KMODLAB_PROFILE") or None
+        self.cred = Cred()
+        self.trace = False
+        self.run_init = True
+
+    @classmethod
+    def open_default(cls) -> "SandboxKernel":
+        return cls(store=MachineStore())
+
+    # -- the machine's lifetime ------------------------------------------------------------------
+    def _boot(self) -> Machine:
+        prof = _load_profile(self.profile_name)
+        m = Machine.boot(prof.name)
+        m.profile = prof
+        return m
+
+    def _attach_profile(self, m: Machine) -> Machine:
+        if m.profile is None:
+            if self.profile_name and self.profile_name != m.profile_name and \
+                    Path(self.profile_name).name != m.profile_name:
+                prof = _load_profile(self.profile_name)
+                if prof.name != m.profile_name:
+                    raise UsageError(f"the sandbox machine runs kernel {m.profile_name}, not "
+                                     f"{prof.name}: 'kmodlab machine reset' first, or use "
+                                     "--machine DIR for a second machine")
+            m.profile = _load_profile(m.profile_name)
+        return m
+
+    @contextmanager
+    def session(self, write: bool):
+        """The machine for one syscall; committed atomically when ``write`` and no exception."""
+        if self.store is None:
+            if self.machine is None:
+                self.machine = self._boot()
+            yield self._attach_profile(self.machine)
+            return
+        self.store.lock()
+        try:
+            try:
+                m = self.store.load() if self.store.exists() else None
+            except (OSError, ValueError, KeyError) as e:
+                raise UsageError(f"cannot read the sandbox machine in {self.store.path}: {e}; "
+                                 "'kmodlab machine reset' starts a new one")
+            fresh = m is None
+            m = self._boot() if fresh else self._attach_profile(m)
+            yield m
+            if write or fresh:
+                self.store.commit(m)
+        finally:
+            self.store.unlock()
+
+    # -- syscalls ------------------------------------------------------------------------------
+    def _syscall(self, fn) -> SyscallResult:
+        with self.session(write=True) as m:
+            start = len(m.log)
+            try:
+                res = fn(m)
+            except LoadError as e:
+                for line in e.log:
+                    m.printk(e.level, line)
+                res = _Result(ret=e.err, step=e.step, reason=e.reason)
+            log = [r.text for r in m.log[start:]]
+        out = SyscallResult(ret=0 if res.ret >= 0 else -1, errno=-res.ret if res.ret < 0 else 0,
+                            log=log, reason=res.reason)
+        out.details = {"name": res.name, "step": res.step, "steps": res.steps,
+                       "calls": res.calls, "coresize": res.coresize, "initsize": res.initsize}
+        return out
+
+    def _load(self, m: Machine, image: bytes, args: str, flags: int):
+        from .kernel.module import main
+        main.may_init_module(m, self.cred)
+        return main.load_module(m, image, args, flags, run_init=self.run_init, trace=self.trace)
+
+    def init_module(self, image: bytes, args: str) -> SyscallResult:
+        return self._syscall(lambda m: self._load(m, image, args, 0))
+
+    def finit_module(self, path: str, args: str, flags: int = 0) -> SyscallResult:
+        def call(m: Machine):
+            from .kernel.module import main
+            main.may_init_module(m, self.cred)
+            main.check_finit_flags(flags)
+            image = kernel_read_file(path)
+            if flags & MODULE_INIT_COMPRESSED_FILE:
+                # Debian 6.1 has no CONFIG_MODULE_DECOMPRESS: module_decompress() refuses.
+                if not m.profile_config_enabled("MODULE_DECOMPRESS"):
+                    raise LoadError(EOPNOTSUPP, "module_decompress",
+                                    reason="this kernel cannot decompress modules (no CONFIG_MODULE_DECOMPRESS)")
+                from .lib.file import decompress
+                image = decompress(image)
+            return main.load_module(m, image, args, flags, run_init=self.run_init, trace=self.trace)
+        return self._syscall(call)
+
+    def delete_module(self, name: str, flags: int) -> SyscallResult:
+        def call(m: Machine):
+            from .kernel.module import main
+            if not self.cred.cap_sys_module or m.modules_disabled:
+                raise LoadError(EPERM, "delete_module", reason="Operation not permitted")
+            return main.delete_module(m, name, flags, self.trace)
+        return self._syscall(call)
+
+    # -- /proc and /sys ------------------------------------------------------------------------
+    def read(self, path: str) -> bytes:
+        with self.session(write=False) as m:
+            return read_kernel_file(m, path)
+
+    def listdir(self, path: str) -> list[str]:
+        with self.session(write=False) as m:
+            return list_kernel_dir(m, path)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.read(path)
+            return True
+        except IsADirectoryError:
+            return True
+        except OSError as e:
+            return e.errno in (E.EISDIR, E.EACCES, E.EPERM)
+
+    def dmesg(self) -> list[str]:
+        with self.session(write=False) as m:
+            return [r.render() for r in m.log]
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _Result:
+    ret: int = 0
+    name: str = ""
+    step: str = ""
+    reason: str = ""
+    steps: list = field(default_factory=list)
+    calls: list = field(default_factory=list)
+    coresize: int = 0
+    initsize: int = 0
+
+
+def kernel_read_file(path: str) -> bytes:
+    """kernel_read_file_from_fd: a regular, non-empty file of at most INT_MAX bytes."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise LoadError(E.EBADF, "finit_module", reason=f"cannot open {path}: {e.strerror}")
+    if not stat.S_ISREG(st.st_mode):
+        raise LoadError(EINVAL, "kernel_read_file", reason=f"{path} is not a regular file")
+    if st.st_size <= 0:
+        raise LoadError(EINVAL, "kernel_read_file", reason=f"{path} is empty")
+    if st.st_size > 0x7FFFFFFF:
+        raise LoadError(E.EFBIG, "kernel_read_file", reason=f"{path} is larger than INT_MAX")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _param_reader(m: Machine, mod: Module):
+    def read(p):
+        from .kernel import params
+        return params.param_sysfs_read(m.param_context(mod), p)
+    return read
+
+
+def read_kernel_file(m: Machine, path: str) -> bytes:
+    p = os.path.normpath(path)
+    if p == "/proc/modules":
+        return procfs.proc_modules(m.modules).encode()
+    if p == "/proc/kallsyms":
+        return procfs.proc_kallsyms(m.modules).encode()
+    if p == "/proc/sys/kernel/tainted":
+        return f"{m.taint}\n".encode()
+    if p == "/proc/sys/kernel/modules_disabled":
+        return f"{m.modules_disabled}\n".encode()
+    if p == "/proc/version":
+        return f"Linux version {m.profile.release} {m.profile.version}\n".encode()
+    if p == "/sys/module/module/parameters/sig_enforce":
+        return b"Y\n" if m.sig_enforce else b"N\n"
+    parts = p.split("/")
+    if len(parts) >= 4 and parts[1:3] == ["sys", "module"]:
+        mod = m.find_module(parts[3])
+        if mod is not None:
+            return sysfs.read(mod, "/".join(parts[4:]), _param_reader(m, mod))
+        if len(parts) == 4 or parts[3] in sysfs.builtin_sysfs_dirs(m.profile):
+            raise OSError(E.EISDIR if parts[3] in sysfs.builtin_sysfs_dirs(m.profile) else E.ENOENT, p)
+    if p in ("/proc", "/sys", "/sys/module"):
+        raise OSError(E.EISDIR, p)
+    raise OSError(E.ENOENT, f"{p}: the sandbox kernel has no such file")
+
+
+def list_kernel_dir(m: Machine, path: str) -> list[str]:
+    p = os.path.normpath(path)
+    if p == "/sys/module":
+        return [mod.name for mod in m.modules if mod.state != 3] + sorted(sysfs.builtin_sysfs_dirs(m.profile))
+    parts = p.split("/")
+    if len(parts) >= 4 and parts[1:3] == ["sys", "module"]:
+        mod = m.find_module(parts[3])
+        if mod is not None:
+            return sysfs.listdir(mod, "/".join(parts[4:]))
+    raise OSError(E.ENOENT, p)
+
+
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ModuleInfo:
+    """A loaded module as a Python user sees it."""
+    name: str
+    size: int
+    refcount: int
+    used_by: list[str]
+    state: str
+    address: int
+    taints: str
+    params: dict[str, str]
+
+
+class Sandbox:
+    """The sandbox kernel as a Python object.  ``Sandbox()`` is a fresh private machine in
+    memory; ``Sandbox(machine_dir=...)`` uses (and persists) a machine directory."""
+
+    def __init__(self, machine_dir: str | os.PathLike | None = None, profile: str | None = None):
+        store = MachineStore(Path(machine_dir)) if machine_dir else None
+        self.kernel = SandboxKernel(store=store, profile=profile)
+        self.last: SyscallResult | None = None
+
+    @staticmethod
+    def _args(params) -> str:
+        from .lib.args import options_from_array
+        if params is None:
+            return ""
+        if isinstance(params, str):
+            return params
+        if isinstance(params, dict):
+            params = [f"{k}={_fmt(v)}" if v is not None else k for k, v in params.items()]
+        return options_from_array(list(params))
+
+    def insmod(self, path: str | os.PathLike, params=None, *, force: bool = False, **kw) -> SyscallResult:
+        """Load a module file (compressed ones are decompressed in user space, as kmod does).
+        Parameters as a dict, a list of 'name=value' or one string; keyword arguments too."""
+        from .lib.file import read_module
+        if kw:
+            params = {**(params or {}), **kw} if not isinstance(params, (str, list)) else params
+        args = self._args(params)
+        mf = read_module(str(path))
+        if force:
+            from .kernel.module.internal import (MODULE_INIT_IGNORE_MODVERSIONS,
+                                                 MODULE_INIT_IGNORE_VERMAGIC)
+            if mf.compression == "none":
+                res = self.kernel.finit_module(str(path), args,
+                                               MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC)
+            else:
+                from .lib.strip import strip_for_force
+                res = self.kernel.init_module(strip_for_force(mf.data), args)
+        elif mf.compression == "none":
+            res = self.kernel.finit_module(str(path), args, 0)
+        else:
+            res = self.kernel.init_module(mf.data, args)
+        self.last = res
+        if not res.ok:
+            raise KernelError(res.errno, res.details.get("step", ""), res.reason, res.log)
+        return res
+
+    def rmmod(self, name: str, *, force: bool = False) -> SyscallResult:
+        from .kernel.module.internal import O_NONBLOCK, O_TRUNC
+        res = self.kernel.delete_module(name, O_NONBLOCK | (O_TRUNC if force else 0))
+        self.last = res
+        if not res.ok:
+            raise KernelError(res.errno, "delete_module", res.reason, res.log)
+        return res
+
+    def dmesg(self) -> list[str]:
+        return self.kernel.dmesg()
+
+    def read(self, path: str) -> str:
+        return self.kernel.read(path).decode("latin-1")
+
+    @property
+    def tainted(self) -> int:
+        return int(self.read("/proc/sys/kernel/tainted"))
+
+    def modules(self) -> list[ModuleInfo]:
+        with self.kernel.session(write=False) as m:
+            out = []
+            for mod in m.modules:
+                if mod.state == 3:
+                    continue
+                reader = _param_reader(m, mod)
+                params = {}
+                for p in mod.params:
+                    try:
+                        params[p.name] = reader(p).decode("latin-1").rstrip("\n")
+                    except Exception:
+                        continue
+                out.append(ModuleInfo(mod.name, mod.core.size + mod.init_layout.size,
+                                      mod.module_refcount(), list(mod.source_list),
+                                      {0: "Live", 1: "Loading", 2: "Unloading"}[mod.state],
+                                      mod.core.base, module_flags_taint(mod.taints), params))
+            return out
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "Y" if v else "N"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_fmt(x) for x in v)
+    return str(v)
