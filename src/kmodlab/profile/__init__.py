@@ -141,6 +141,13 @@ class ExportTable(Mapping):
     def __len__(self) -> int:
         return len(self.raw())
 
+    def __eq__(self, other) -> bool:
+        if isinstance(other, ExportTable):
+            return self._decode is other._decode and self.raw() == other.raw()
+        return super().__eq__(other)
+
+    __hash__ = None                                  # type: ignore[assignment]
+
     def __or__(self, other):
         return {**dict(self.items()), **dict(other)}
 

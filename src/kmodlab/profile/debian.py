@@ -86,8 +86,8 @@ def iter_deb_files(path: Path):
                     continue
                 p = ti.name[2:] if ti.name.startswith("./") else ti.name.lstrip("/")
                 yield p, ti, tar.extractfile(ti)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise DebError(f"{path}: damaged {name}: {e}") from None
+    except Exception as e:                  # tarfile, lzma, zlib or zstd: a damaged archive
+        raise DebError(f"{path}: damaged {name}: {type(e).__name__}: {e}") from None
 
 
 def _decompress_ko(name: str, data: bytes) -> bytes:
