@@ -1,0 +1,653 @@
+"""Run a module function (init, exit) on an emulated x86-64 CPU with modelled kernel functions.
+
+The set-up follows Unicorn's own order (bindings/python/sample_x86.py), once per call:
+
+1. ``Uc(X86, 64)``;
+2. map every region of the sandbox's :class:`AddressSpace` (module core/init, heap, per-CPU
+   area) page-aligned and write their bytes; map a 16 KiB kernel stack (THREAD_SIZE) with an
+   unmapped guard page below it, and a private area for kernel objects the models own
+   (``current``'s task_struct, the kmalloc caches) — private memory is not persisted;
+3. GS base = ``PERCPU_BASE``: the per-CPU exports (``current_task``, ``__preempt_count``,
+   ``cpu_number``, ``this_cpu_off``, the stack canary at ``%gs:0x28``) get their modelled
+   values; any other access to the kernel's static per-CPU area is an :class:`Unmodelled` read;
+4. kernel data exports with a model are mapped on their own pages at their link-time address;
+   an access to any other byte of those pages, or to any other kernel-image address, is an
+   :class:`Unmodelled` data access naming the nearest export — never silent zeros;
+5. kernel text is mapped on demand, page by page, filled with ``int3`` and execute-only; a code
+   hook on the kernel image turns arrival at an export's address into a call of its model
+   (``call rel32`` and tail ``jmp`` both leave the caller's return address on the stack, so the
+   model's return is a ``ret``); arrival anywhere else is an oops;
+6. push a sentinel return address and start with an instruction budget and a timeout;
+7. afterwards copy every region back into the AddressSpace (heap growth included).
+
+Models (``emu/models/``) see this object as ``emu``: :meth:`read`, :meth:`write`,
+:meth:`read_u`, :meth:`write_u`, :meth:`cstr`, :meth:`kmalloc`, :meth:`kfree`, :meth:`arg`,
+:meth:`printk`, :meth:`oops`, :meth:`symbol`, and ``state`` (a JSON-able dict the caller may
+persist: kernel registries such as registered crypto algorithms live there).
+
+Unicorn and capstone are imported only when a function is actually run.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from ..kernel.mm import (HEAP_BASE, MODULES_VADDR, PAGE_SIZE, PERCPU_BASE, PERCPU_MODULE_RESERVE,
+                         PERCPU_STATIC_SIZE, AddressSpace, Heap, page_align)
+from . import oops as _oops
+from .errors import BudgetExceeded, EmuError, Oops, Unmodelled
+from .registry import DATA, FUNCTIONS, DataModel, Model, load_models
+
+# --- the emulator's own addresses -------------------------------------------------------------
+KERNEL_IMAGE_START = 0xFFFFFFFF80000000      # __START_KERNEL_map
+KERNEL_IMAGE_END = MODULES_VADDR
+TRAP_BASE = KERNEL_IMAGE_START               # private trap entries (sentinel first)
+TRAP_SIZE = 4 * PAGE_SIZE
+SENTINEL = TRAP_BASE                         # return address of the emulated call
+PRIV_BASE = 0xFFFF888000100000               # direct map, below the kmalloc heap
+PRIV_SIZE = 0x40000
+THREAD_SIZE = 0x4000
+STACK_BASE = 0xFFFFC90000010000              # vmap'd stack; the page below is a guard
+STACK_TOP = STACK_BASE + THREAD_SIZE
+TASK_STRUCT_SIZE = 0x2600                    # sizeof(struct task_struct), Debian 6.1 amd64
+STACK_CANARY_OFFSET = 0x28                   # fixed_percpu_data.stack_canary (%gs:40)
+STACK_CANARY = 0x6B6D6F646C616200            # low byte zero, as boot_init_stack_canary does
+
+ARG_REGS = ("RDI", "RSI", "RDX", "RCX", "R8", "R9")
+MASK64 = (1 << 64) - 1
+
+
+@dataclass
+class CallRecord:
+    """One kernel function the module called: what ``--trace``/``--json`` show."""
+    name: str
+    args: tuple[int, ...]
+    ret: int | None            # rax as the model returned it (None for void functions)
+    caller: int                # the return address (where in the module the call came from)
+    note: str = ""             # model-specific detail, e.g. the rendered printk text
+
+    def render(self, symbolize: Callable[[int], str] | None = None) -> str:
+        args = ", ".join(f"{a:#x}" for a in self.args)
+        ret = "" if self.ret is None else f" = {self.ret:#x}"
+        where = symbolize(self.caller) if symbolize else f"{self.caller:#x}"
+        note = f"  ; {self.note!r}" if self.note else ""
+        return f"{where}: {self.name}({args}){ret}{note}"
+
+
+class _Fail(Exception):
+    """Internal: carries an EmuError out of a hook (the hook stops the CPU first)."""
+
+
+def _signed32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+class Emulator:
+    """Runs module functions against the sandbox kernel's memory and the modelled kernel."""
+
+    def __init__(self, mm: AddressSpace, heap: Heap, exports: dict[str, Any], *,
+                 printk: Callable[[int, str], None],
+                 symbolize: Callable[[int], str | None] | None = None,
+                 budget: int = 50_000_000, timeout_s: float = 30.0, trace: bool = False,
+                 state: dict | None = None, pid: int = 1, comm: str = "insmod"):
+        load_models()
+        self.mm, self.heap, self.exports = mm, heap, exports
+        self._printk_cb, self._symbolize_cb = printk, symbolize
+        self.budget, self.timeout_s, self.trace = budget, timeout_s, trace
+        self.state = state if state is not None else {}
+        self.pid, self.comm = pid, comm
+        self.calls: list[CallRecord] = []
+        self.trace_log: list[str] = []
+        self.uptime_ns = 0
+        self.what = "init"
+        self._cont: tuple[int, str] | None = None      # an unterminated printk line
+        # export tables
+        self._text: dict[int, list[str]] = {}
+        self._kimg_sorted: list[tuple[int, str]] = []
+        self._pcpu_sorted: list[tuple[int, str]] = []
+        for name, e in exports.items():
+            kind = getattr(e, "kind", "text")
+            if kind == "percpu":
+                self._pcpu_sorted.append((e.addr, name))
+            elif kind == "abs":
+                continue
+            else:
+                self._kimg_sorted.append((e.addr, name))
+                if kind == "text":
+                    self._text.setdefault(e.addr, []).append(name)
+        self._kimg_sorted.sort()
+        self._pcpu_sorted.sort()
+        self._kimg_addrs = [a for a, _ in self._kimg_sorted]
+        self._pcpu_addrs = [a for a, _ in self._pcpu_sorted]
+        self.uc = None
+
+    # ------------------------------------------------------------------ public entry point
+    def call(self, addr: int, args: tuple[int, ...] = (), *, what: str = "init") -> int:
+        """Run the function at ``addr`` with integer ``args``; return rax as a signed C int.
+
+        Raises :class:`Unmodelled`, :class:`Oops` or :class:`BudgetExceeded`; the memory the
+        function changed is copied back into the AddressSpace in every case.
+        """
+        from unicorn import UcError
+        from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RIP
+        self.what = what
+        self._in_model = False
+        self._error: EmuError | BaseException | None = None
+        self._done = False
+        uc = self._setup()
+        self._set_args(uc, args)
+        t0 = time.monotonic()
+        try:
+            uc.emu_start(addr, SENTINEL, timeout=int(self.timeout_s * 1e6), count=self.budget)
+        except UcError as e:
+            if self._error is None:
+                self._error = self._uc_error(uc, e)
+        finally:
+            self._flush_cont()
+            self._copy_back(uc)
+        elapsed = time.monotonic() - t0
+        if self._error is not None:
+            raise self._error
+        rip = uc.reg_read(UC_X86_REG_RIP)
+        if not self._done and rip != SENTINEL:
+            where = self.symbol(rip)
+            if elapsed >= self.timeout_s * 0.99:
+                raise BudgetExceeded(what, seconds=self.timeout_s, rip=rip, where=where)
+            raise BudgetExceeded(what, instructions=self.budget, rip=rip, where=where)
+        return _signed32(uc.reg_read(UC_X86_REG_RAX))
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self):
+        from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+                             UC_HOOK_MEM_INVALID, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE,
+                             UC_MODE_64, UC_PROT_ALL, UC_PROT_EXEC, Uc)
+        from unicorn.unicorn_const import UC_TLB_VIRTUAL
+        from unicorn.x86_const import UC_X86_REG_GS_BASE
+        uc = self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        # No guest page tables: addresses are used as they are.  (The default CPU TLB treats
+        # them as physical and truncates kernel addresses to 52 bits.)
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        self._mapped: list[tuple[int, int]] = []
+        self._prot_all = UC_PROT_ALL
+        # 2. the sandbox's regions; the per-CPU area exists even before any module uses it
+        if "percpu" not in self.mm.regions:
+            self.mm.map("percpu", PERCPU_BASE, PERCPU_STATIC_SIZE + PERCPU_MODULE_RESERVE)
+        self._region_len: dict[str, int] = {}
+        for r in list(self.mm.regions.values()):
+            self._sync_region(r.name)
+        # private memory: traps, kernel objects, stack
+        self._map(TRAP_BASE, TRAP_BASE + TRAP_SIZE, UC_PROT_EXEC)
+        uc.mem_write(TRAP_BASE, b"\xcc" * TRAP_SIZE)
+        self._traps: dict[int, Model] = {}
+        self._trap_next = TRAP_BASE + 16
+        self._map(PRIV_BASE, PRIV_BASE + PRIV_SIZE)
+        self._priv_next = PRIV_BASE
+        self._map(STACK_BASE, STACK_TOP)
+        self.current = self.priv_alloc(TASK_STRUCT_SIZE)
+        self._data_ranges: list[tuple[int, int, str]] = []
+        # 3. per-CPU: GS base and the modelled per-CPU exports
+        uc.reg_write(UC_X86_REG_GS_BASE, PERCPU_BASE)
+        self._pcpu_allowed = [(STACK_CANARY_OFFSET, STACK_CANARY_OFFSET + 8, "stack_canary")]
+        self.write_u(PERCPU_BASE + STACK_CANARY_OFFSET, 8, STACK_CANARY)
+        # 4. kernel data exports with models
+        data_pages: set[int] = set()
+        pending: list[tuple[int, DataModel, str]] = []
+        for name, dm in DATA.items():
+            e = self.exports.get(name)
+            if e is None:
+                continue
+            if getattr(e, "kind", "") == "percpu":
+                self._pcpu_allowed.append((e.addr, e.addr + dm.size, name))
+                pending.append((PERCPU_BASE + e.addr, dm, name))
+            else:
+                for p in range(e.addr & ~(PAGE_SIZE - 1), page_align(e.addr + dm.size), PAGE_SIZE):
+                    data_pages.add(p)
+                self._data_ranges.append((e.addr, e.addr + dm.size, name))
+                pending.append((e.addr, dm, name))
+        for p in sorted(data_pages):
+            self._map(p, p + PAGE_SIZE)
+        for addr, dm, name in pending:
+            content = dm.fn(self)
+            if len(content) > dm.size:
+                raise ValueError(f"model of {name} gives {len(content)} bytes > {dm.size}")
+            self.write(addr, content)
+        self._data_ranges.sort()
+        # 5. hooks
+        uc.hook_add(UC_HOOK_CODE, self._on_kernel_code, begin=KERNEL_IMAGE_START,
+                    end=KERNEL_IMAGE_END - 1)
+        uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_mem)
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_INSN_INVALID, self._on_insn_invalid)
+        uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_pcpu_access,
+                    begin=PERCPU_BASE, end=PERCPU_BASE + PERCPU_STATIC_SIZE - 1)
+        for s, e in self._merge(sorted(data_pages)):
+            uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_data_access,
+                        begin=s, end=e - 1)
+        return uc
+
+    @staticmethod
+    def _merge(pages: list[int]) -> Iterator[tuple[int, int]]:
+        start = prev = None
+        for p in pages:
+            if start is None:
+                start = prev = p
+            elif p == prev + PAGE_SIZE:
+                prev = p
+            else:
+                yield start, prev + PAGE_SIZE
+                start = prev = p
+        if start is not None:
+            yield start, prev + PAGE_SIZE
+
+    def _map(self, start: int, end: int, prot: int | None = None) -> None:
+        """Map the pages of [start, end) that are not mapped yet."""
+        start &= ~(PAGE_SIZE - 1)
+        end = page_align(end)
+        gaps, cur = [], start
+        for s, e in sorted(self._mapped):
+            if e <= cur or s >= end:
+                continue
+            if s > cur:
+                gaps.append((cur, s))
+            cur = max(cur, e)
+        if cur < end:
+            gaps.append((cur, end))
+        for s, e in gaps:
+            self.uc.mem_map(s, e - s, self._prot_all if prot is None else prot)
+            self._mapped.append((s, e))
+
+    def _sync_region(self, name: str) -> None:
+        """Map a region of the AddressSpace (or its growth) and write its new bytes."""
+        r = self.mm.regions[name]
+        old = self._region_len.get(name, 0)
+        if len(r.data) > old:
+            self._map(r.base + old, r.end)
+            self.uc.mem_write(r.base + old, bytes(r.data[old:]))
+            self._region_len[name] = len(r.data)
+
+    def _copy_back(self, uc) -> None:
+        for r in self.mm.regions.values():
+            n = self._region_len.get(r.name)
+            if n:
+                r.data[:n] = uc.mem_read(r.base, n)
+
+    def _set_args(self, uc, args: tuple[int, ...]) -> None:
+        import unicorn.x86_const as X
+        for reg, v in zip(ARG_REGS, args):
+            uc.reg_write(getattr(X, f"UC_X86_REG_{reg}"), v & MASK64)
+        rest = list(args[6:])
+        sp = STACK_TOP - 64
+        if len(rest) % 2:                         # keep rsp+8 16-byte aligned at entry
+            sp -= 8
+        for v in reversed(rest):
+            sp -= 8
+            uc.mem_write(sp, struct.pack("<Q", v & MASK64))
+        sp -= 8
+        uc.mem_write(sp, struct.pack("<Q", SENTINEL))
+        uc.reg_write(X.UC_X86_REG_RSP, sp)
+
+    # ------------------------------------------------------------------ hooks
+    def _stop(self, err: BaseException) -> None:
+        if self._error is None:
+            self._error = err
+        self.uc.emu_stop()
+
+    def _on_kernel_code(self, uc, address, size, _user):
+        if self._error is not None or self._done:
+            return
+        if address == SENTINEL:
+            self._done = True
+            uc.emu_stop()
+            return
+        try:
+            m = self._traps.get(address)
+            if m is None:
+                m = self._function_model(address)
+            self._run_model(uc, m, address)
+        except _Fail as f:
+            self._stop(f.args[0])
+        except EmuError as e:
+            self._stop(e)
+        except Exception as e:                   # a bug in a model: report it, don't hide it
+            self._stop(e)
+
+    def _function_model(self, address: int) -> Model:
+        names = self._text.get(address)
+        if not names:
+            near = self._nearest_kimg(address)
+            raise _Fail(self._make_oops(
+                address, address,
+                [f"BUG: {self.what} jumped into kernel text at {address:#x} "
+                 f"({near or 'no export'}), which is not the start of an exported function",
+                 f"Oops: 0010 {_oops.OOPS_TAIL}"]))
+        for n in sorted(names):
+            m = FUNCTIONS.get(n)
+            if m is not None:
+                return m
+        raise Unmodelled(min(names, key=lambda n: (n.startswith("_"), n)), what=self.what)
+
+    def _run_model(self, uc, m: Model, address: int) -> None:
+        import unicorn.x86_const as X
+        rsp = uc.reg_read(X.UC_X86_REG_RSP)
+        caller = self.read_u(rsp, 8)
+        self._model_addr, self._model_sp, self._model_name = address, rsp, m.name
+        self._in_model = True
+        try:
+            if m.control:
+                m.fn(self)
+                self.calls.append(CallRecord(m.name, (), None, caller))
+                return
+            args = tuple(self.arg(i) for i in range(m.nargs))
+            self._note = ""
+            ret = m.fn(self, *args)
+        finally:
+            self._in_model = False
+        rec = CallRecord(m.name, args, None if ret is None else ret & MASK64, caller, self._note)
+        self.calls.append(rec)
+        if self.trace:
+            self.trace_log.append(rec.render(self.symbol))
+        if ret is not None:
+            uc.reg_write(X.UC_X86_REG_RAX, ret & MASK64)
+        uc.reg_write(X.UC_X86_REG_RSP, rsp + 8)
+        uc.reg_write(X.UC_X86_REG_RIP, caller)
+
+    def _on_invalid_mem(self, uc, access, address, size, value, _user):
+        from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
+                             UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_EXEC)
+        if self._error is not None:
+            return False
+        fetch = access in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT)
+        write = access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT)
+        if (access == UC_MEM_FETCH_UNMAPPED and KERNEL_IMAGE_START <= address < KERNEL_IMAGE_END
+                and _oops.is_canonical(address)):
+            page = address & ~(PAGE_SIZE - 1)     # kernel text: int3 page, execute-only
+            self._map(page, page + PAGE_SIZE, UC_PROT_EXEC)
+            uc.mem_write(page, b"\xcc" * PAGE_SIZE)
+            return True
+        present = access in (UC_MEM_READ_PROT, UC_MEM_WRITE_PROT, UC_MEM_FETCH_PROT)
+        self._stop(self._fault_error(address, size, write, fetch, present))
+        return False
+
+    def _on_pcpu_access(self, uc, access, address, size, value, _user):
+        from unicorn import UC_MEM_WRITE
+        off = address - PERCPU_BASE
+        for s, e, _n in self._pcpu_allowed:
+            if s <= off and off + size <= e:
+                return
+        self._stop(Unmodelled(self._pcpu_name(off), kind="data", what=self.what,
+                              write=access == UC_MEM_WRITE))
+
+    def _on_data_access(self, uc, access, address, size, value, _user):
+        from unicorn import UC_MEM_WRITE
+        i = bisect_right(self._data_ranges, (address, float("inf"), "")) - 1
+        if i >= 0:
+            s, e, _n = self._data_ranges[i]
+            if s <= address and address + size <= e:
+                return
+        self._stop(Unmodelled(self._nearest_kimg(address) or f"{address:#x}", kind="data",
+                              what=self.what, write=access == UC_MEM_WRITE))
+
+    def _on_intr(self, uc, intno, _user):
+        import unicorn.x86_const as X
+        if self._error is not None:
+            return
+        rip = uc.reg_read(X.UC_X86_REG_RIP)
+        if intno == 3:
+            rip -= 1
+            head = [f"int3: 0000 {_oops.OOPS_TAIL}"]
+        elif intno == 6:
+            head = self._ud_headline(rip)
+        elif intno == 0:
+            head = [f"divide error: 0000 {_oops.OOPS_TAIL}"]
+        elif intno == 13:
+            head = [f"general protection fault: 0000 {_oops.OOPS_TAIL}"]
+        else:
+            head = [f"BUG: unexpected CPU exception {intno} in kernel mode",
+                    f"Oops: 0000 {_oops.OOPS_TAIL}"]
+        self._stop(self._make_oops(rip, rip, head))
+
+    def _on_insn_invalid(self, uc, _user):
+        import unicorn.x86_const as X
+        rip = uc.reg_read(X.UC_X86_REG_RIP)
+        self._stop(self._make_oops(rip, rip, self._ud_headline(rip)))
+        return False
+
+    def _ud_headline(self, rip: int) -> list[str]:
+        try:
+            ud2 = self.read(rip, 2) == b"\x0f\x0b"
+        except EmuError:
+            ud2 = False
+        head = [f"invalid opcode: 0000 {_oops.OOPS_TAIL}"]
+        if ud2:     # BUG()/WARN() are ud2 with a __bug_table entry; the loader owns the table
+            head.insert(0, f"kernel BUG at {self.symbol(rip)} (ud2)")
+        return head
+
+    def _uc_error(self, uc, e) -> EmuError:
+        import unicorn.x86_const as X
+        rip = uc.reg_read(X.UC_X86_REG_RIP)
+        return self._make_oops(rip, rip, [f"BUG: CPU emulation stopped: {e}",
+                                          f"Oops: 0000 {_oops.OOPS_TAIL}"])
+
+    # ------------------------------------------------------------------ faults and names
+    def _fault_error(self, address: int, size: int, write: bool, fetch: bool,
+                     present: bool = False) -> EmuError:
+        """The error for an access no mapping allows: unmodelled kernel data, #GP, or #PF."""
+        if (not fetch and KERNEL_IMAGE_START + TRAP_SIZE <= address < KERNEL_IMAGE_END):
+            near = self._nearest_kimg(address)
+            if near:
+                return Unmodelled(near, kind="data", what=self.what, write=write)
+        rip = self._fault_rip()
+        if not _oops.is_canonical(address):
+            head = [f"general protection fault, probably for non-canonical address "
+                    f"{address:#x}: 0000 {_oops.OOPS_TAIL}"]
+        else:
+            head = _oops.pf_headline(address, write, fetch, present)
+            if STACK_BASE - PAGE_SIZE <= address < STACK_BASE:
+                head.insert(1, "BUG: stack guard page was hit (kernel stack overflow)")
+        return self._make_oops(address, rip, head)
+
+    def _fault_rip(self) -> int:
+        import unicorn.x86_const as X
+        if getattr(self, "_in_model", False):
+            return self._model_addr
+        return self.uc.reg_read(X.UC_X86_REG_RIP)
+
+    def _make_oops(self, addr: int, rip: int, head: list[str]) -> Oops:
+        import unicorn.x86_const as X
+        uc = self.uc
+        regs = {}
+        for r in ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP", "R8", "R9", "R10",
+                  "R11", "R12", "R13", "R14", "R15", "EFLAGS"):
+            regs[r] = uc.reg_read(getattr(X, f"UC_X86_REG_{r}"))
+        regs["R08"], regs["R09"], regs["RIP"] = regs["R8"], regs["R9"], rip
+        try:
+            code = bytes(uc.mem_read(rip, 15))
+        except Exception:                       # noqa: BLE001 - unmapped or execute-only
+            code = None
+        trace = []
+        sp = regs["RSP"]
+        while STACK_BASE <= sp < STACK_TOP and len(trace) < 16:
+            v = struct.unpack("<Q", bytes(uc.mem_read(sp, 8)))[0]
+            if v != SENTINEL and (self.mm.find(v) and self.mm.find(v).name.endswith(
+                    (":core", ":init")) or KERNEL_IMAGE_START + TRAP_SIZE <= v < KERNEL_IMAGE_END):
+                trace.append(self.symbol(v))
+            sp += 8
+        text = _oops.render(head, regs=regs, code=code, sym=self.symbol(rip), trace=trace,
+                            pid=self.pid, comm=self.comm)
+        return Oops(addr, rip, text)
+
+    def _nearest_kimg(self, addr: int) -> str | None:
+        i = bisect_right(self._kimg_addrs, addr) - 1
+        if i < 0 or addr - self._kimg_addrs[i] >= 0x100000:
+            return None
+        base, name = self._kimg_sorted[i]
+        return name if addr == base else f"{name}+{addr - base:#x}"
+
+    def _pcpu_name(self, off: int) -> str:
+        i = bisect_right(self._pcpu_addrs, off) - 1
+        if i < 0:
+            return f"percpu+{off:#x}"
+        base, name = self._pcpu_sorted[i]
+        return name if off == base else f"{name}+{off - base:#x}"
+
+    def symbol(self, addr: int) -> str:
+        """``name+0xoff/0xsize [mod]`` via the caller's symbolizer, else the nearest export."""
+        if self._symbolize_cb is not None:
+            s = self._symbolize_cb(addr)
+            if s:
+                return s
+        if addr in self._traps:
+            return self._traps[addr].name
+        if KERNEL_IMAGE_START <= addr < KERNEL_IMAGE_END:
+            near = self._nearest_kimg(addr)
+            if near:
+                return near
+        return f"{addr:#x}"
+
+    # ------------------------------------------------------------------ helpers for models
+    def arg(self, i: int) -> int:
+        """The i-th integer argument of the function being modelled (0-based, ABI order)."""
+        import unicorn.x86_const as X
+        if i < 6:
+            return self.uc.reg_read(getattr(X, f"UC_X86_REG_{ARG_REGS[i]}"))
+        return self.read_u(self._model_sp + 8 * (i - 5), 8)
+
+    def args_from(self, i: int) -> Iterator[int]:
+        """Variadic arguments from position ``i`` on (registers, then the caller's stack)."""
+        while True:
+            yield self.arg(i)
+            i += 1
+
+    def note(self, text: str) -> None:
+        """Attach a detail to the current CallRecord (e.g. the printk text)."""
+        self._note = text
+
+    def read(self, addr: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        try:
+            return bytes(self.uc.mem_read(addr & MASK64, size))
+        except Exception:                       # noqa: BLE001 - UcError: find the bad page
+            raise self._fault_error(self._first_bad(addr, size), size, False, False) from None
+
+    def write(self, addr: int, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            self.uc.mem_write(addr & MASK64, bytes(data))
+        except Exception:                       # noqa: BLE001
+            raise self._fault_error(self._first_bad(addr, len(data)), len(data), True,
+                                    False) from None
+
+    def _first_bad(self, addr: int, size: int) -> int:
+        a = addr
+        while a < addr + size:
+            try:
+                self.uc.mem_read(a & MASK64, 1)
+            except Exception:                   # noqa: BLE001
+                return a & MASK64
+            a = (a | (PAGE_SIZE - 1)) + 1
+        return addr & MASK64
+
+    def read_u(self, addr: int, size: int) -> int:
+        return int.from_bytes(self.read(addr, size), "little")
+
+    def read_s(self, addr: int, size: int) -> int:
+        return int.from_bytes(self.read(addr, size), "little", signed=True)
+
+    def write_u(self, addr: int, size: int, value: int) -> None:
+        self.write(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+
+    def cstr(self, addr: int, limit: int = 1 << 20) -> bytes:
+        """The NUL-terminated string at ``addr`` (without the NUL), at most ``limit`` bytes."""
+        out = bytearray()
+        a = addr
+        while len(out) < limit:
+            chunk = self.read(a, min(PAGE_SIZE - (a & (PAGE_SIZE - 1)), limit - len(out)))
+            i = chunk.find(b"\0")
+            if i >= 0:
+                out += chunk[:i]
+                break
+            out += chunk
+            a += len(chunk)
+        return bytes(out)
+
+    def readable(self, addr: int, size: int = 1) -> bool:
+        try:
+            self.uc.mem_read(addr & MASK64, size)
+            return True
+        except Exception:                       # noqa: BLE001
+            return False
+
+    def kmalloc(self, size: int, zero: bool = False) -> int:
+        """Allocate from the sandbox heap (persisted); maps the heap's growth into the CPU."""
+        a = self.heap.kmalloc(self.mm, size, zero)
+        self._sync_region("heap")
+        self.uc.mem_write(a, self.mm.read(a, size))
+        return a
+
+    def kfree(self, addr: int) -> int:
+        return self.heap.kfree(self.mm, addr)
+
+    def priv_alloc(self, size: int, align: int = 64) -> int:
+        """Zeroed memory for kernel objects the models own (not persisted between runs)."""
+        a = (self._priv_next + align - 1) // align * align
+        if a + size > PRIV_BASE + PRIV_SIZE:
+            raise MemoryError("emulator private memory exhausted")
+        self._priv_next = a + size
+        return a
+
+    def trap(self, name: str, fn: Callable, *, control: bool = False) -> int:
+        """An address that, when called, runs ``fn`` as the model of a non-exported function."""
+        import inspect
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        nargs = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        a = self._trap_next
+        self._trap_next += 16
+        self._traps[a] = Model(name, fn, nargs, False, control)
+        return a
+
+    def reg(self, name: str) -> int:
+        import unicorn.x86_const as X
+        return self.uc.reg_read(getattr(X, f"UC_X86_REG_{name.upper()}"))
+
+    def set_reg(self, name: str, value: int) -> None:
+        import unicorn.x86_const as X
+        self.uc.reg_write(getattr(X, f"UC_X86_REG_{name.upper()}"), value & MASK64)
+
+    def do_ret(self) -> None:
+        """``ret`` for control models: pop the return address into rip."""
+        sp = self.reg("rsp")
+        self.set_reg("rip", self.read_u(sp, 8))
+        self.set_reg("rsp", sp + 8)
+
+    def export_addr(self, name: str) -> int | None:
+        e = self.exports.get(name)
+        return None if e is None else e.addr
+
+    def oops(self, head: list[str], addr: int | None = None) -> Oops:
+        """An Oops raised from inside a model: RIP is the modelled function."""
+        return self._make_oops(self._model_addr if addr is None else addr, self._model_addr,
+                               head)
+
+    # printk: the emulator keeps an unterminated line open for KERN_CONT, as the kernel does
+    def printk(self, level: int, text: str, cont: bool = False) -> None:
+        if cont and self._cont is not None:
+            self._cont = (self._cont[0], self._cont[1] + text)
+        else:
+            self._flush_cont()
+            self._cont = (level, text)
+        lvl, t = self._cont
+        if t.endswith("\n"):
+            self._cont = None
+            self._printk_cb(lvl, t[:-1])
+
+    def _flush_cont(self) -> None:
+        if self._cont is not None:
+            lvl, t = self._cont
+            self._cont = None
+            self._printk_cb(lvl, t)

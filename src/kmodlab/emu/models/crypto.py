@@ -1,0 +1,127 @@
+"""Crypto API registration (crypto/algapi.c, crypto/shash.c) for hash algorithms.
+
+``crypto_register_shash`` runs the kernel's checks (``shash_prepare_alg``: digest/desc/state
+size limits and export/import pairing; ``crypto_check_alg``: names, alignmask, blocksize,
+priority; ``__crypto_register_alg``: a clash of cra_name/cra_driver_name with an algorithm
+already in the list → -EEXIST), sets the type bits and refcount in the module's
+``struct crypto_alg`` as the kernel does, and records the algorithm in
+``emu.state["crypto"]`` — the sandbox's ``crypto_alg_list``, persisted by the caller so that
+exit's ``crypto_unregister_shash`` finds it.  Unregistering an algorithm that is not registered
+warns "Algorithm %s is not registered", as the kernel's WARN does.
+
+Layouts are Debian 6.1 amd64's (checked against md4.ko's .data: ``struct shash_alg`` is 480
+bytes, ``base`` at 96; in ``struct crypto_alg`` cra_flags 32, cra_blocksize 36,
+cra_alignmask 44, cra_priority 48, cra_refcnt 52, cra_name 56, cra_driver_name 184,
+cra_module 376).  The self-tests are not run (CONFIG_CRYPTO_MANAGER_DISABLE_TESTS).
+"""
+from __future__ import annotations
+
+from ..registry import model
+
+EINVAL, EEXIST = 22, 17
+SHASH_ALG_SIZE = 480
+SHASH_EXPORT, SHASH_IMPORT = 40, 48
+SHASH_DESCSIZE, SHASH_DIGESTSIZE, SHASH_STATESIZE, SHASH_BASE = 80, 88, 92, 96
+CRA_FLAGS, CRA_BLOCKSIZE, CRA_ALIGNMASK, CRA_PRIORITY, CRA_REFCNT = 32, 36, 44, 48, 52
+CRA_NAME, CRA_DRIVER_NAME, CRA_MODULE = 56, 184, 376
+CRYPTO_MAX_ALG_NAME = 128
+CRYPTO_ALG_TYPE_MASK = 0xF
+CRYPTO_ALG_TYPE_CIPHER = 0x1
+CRYPTO_ALG_TYPE_SHASH = 0xE
+CRYPTO_ALG_DEAD = 0x20
+HASH_MAX_DIGESTSIZE, HASH_MAX_DESCSIZE, HASH_MAX_STATESIZE = 64, 8 + 360, 512
+MAX_ALGAPI_ALIGNMASK, MAX_ALGAPI_BLOCKSIZE = 63, 160
+
+
+def _names(emu, alg: int) -> tuple[str, str]:
+    def s(off):
+        return emu.cstr(alg + off, CRYPTO_MAX_ALG_NAME).decode("latin-1")
+    return s(CRA_NAME), s(CRA_DRIVER_NAME)
+
+
+def _algs(emu) -> list[dict]:
+    return emu.state.setdefault("crypto", [])
+
+
+def crypto_check_alg(emu, alg: int) -> int:
+    name, driver = _names(emu, alg)
+    mask = emu.read_u(alg + CRA_ALIGNMASK, 4)
+    if not name or not driver:
+        return -EINVAL
+    if mask & (mask + 1) or mask > MAX_ALGAPI_ALIGNMASK:
+        return -EINVAL
+    if emu.read_u(alg + CRA_BLOCKSIZE, 4) > MAX_ALGAPI_BLOCKSIZE:
+        return -EINVAL
+    if emu.read_s(alg + CRA_PRIORITY, 4) < 0:
+        return -EINVAL
+    emu.write_u(alg + CRA_REFCNT, 4, 1)
+    return 0
+
+
+def crypto_register_alg(emu, alg: int, kind: str) -> int:
+    emu.write_u(alg + CRA_FLAGS, 4, emu.read_u(alg + CRA_FLAGS, 4) & ~CRYPTO_ALG_DEAD)
+    err = crypto_check_alg(emu, alg)
+    if err:
+        return err
+    name, driver = _names(emu, alg)
+    for q in _algs(emu):
+        if q["alg"] == alg or q["driver"] == name or q["name"] == driver:
+            return -EEXIST
+    _algs(emu).append({"alg": alg, "name": name, "driver": driver, "type": kind,
+                       "priority": emu.read_s(alg + CRA_PRIORITY, 4),
+                       "module": emu.read_u(alg + CRA_MODULE, 8)})
+    emu.note(f"{kind} {driver} ({name})")
+    return 0
+
+
+def crypto_unregister_alg(emu, alg: int) -> None:
+    algs = _algs(emu)
+    for i, q in enumerate(algs):
+        if q["alg"] == alg:
+            del algs[i]
+            return
+    _, driver = _names(emu, alg)
+    emu.printk(4, f"Algorithm {driver} is not registered\n")
+
+
+def shash_prepare_alg(emu, alg: int) -> int:
+    if (emu.read_u(alg + SHASH_DIGESTSIZE, 4) > HASH_MAX_DIGESTSIZE
+            or emu.read_u(alg + SHASH_DESCSIZE, 4) > HASH_MAX_DESCSIZE
+            or emu.read_u(alg + SHASH_STATESIZE, 4) > HASH_MAX_STATESIZE):
+        return -EINVAL
+    if bool(emu.read_u(alg + SHASH_EXPORT, 8)) != bool(emu.read_u(alg + SHASH_IMPORT, 8)):
+        return -EINVAL
+    base = alg + SHASH_BASE
+    flags = emu.read_u(base + CRA_FLAGS, 4)
+    emu.write_u(base + CRA_FLAGS, 4, (flags & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE_SHASH)
+    if not emu.read_u(alg + SHASH_EXPORT, 8):    # the default export copies the descriptor
+        emu.write_u(alg + SHASH_STATESIZE, 4, emu.read_u(alg + SHASH_DESCSIZE, 4))
+    return 0
+
+
+@model("crypto_register_shash")
+def crypto_register_shash(emu, alg):
+    err = shash_prepare_alg(emu, alg)
+    return err or crypto_register_alg(emu, alg + SHASH_BASE, "shash")
+
+
+@model("crypto_unregister_shash")
+def crypto_unregister_shash(emu, alg):
+    crypto_unregister_alg(emu, alg + SHASH_BASE)
+
+
+@model("crypto_register_shashes")
+def crypto_register_shashes(emu, algs, count):
+    for i in range(count):
+        err = crypto_register_shash(emu, algs + i * SHASH_ALG_SIZE)
+        if err:
+            for j in range(i - 1, -1, -1):
+                crypto_unregister_shash(emu, algs + j * SHASH_ALG_SIZE)
+            return err
+    return 0
+
+
+@model("crypto_unregister_shashes")
+def crypto_unregister_shashes(emu, algs, count):
+    for i in range(count - 1, -1, -1):
+        crypto_unregister_shash(emu, algs + i * SHASH_ALG_SIZE)

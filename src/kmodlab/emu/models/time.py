@@ -1,0 +1,74 @@
+"""Time (kernel/time/jiffies.c, timer.c, arch/x86/lib/delay.c): jiffies and delays.
+
+HZ is 250 on Debian; jiffies start at INITIAL_JIFFIES (5 minutes before wrap) and advance with
+the emulator's clock (``emu.uptime_ns``).  ``msleep``/``usleep_range_state``/``udelay`` advance
+that clock (nothing else runs meanwhile) and update jiffies in memory.
+"""
+from __future__ import annotations
+
+from ..registry import data, model
+
+HZ = 250
+INITIAL_JIFFIES = (-300 * HZ) & 0xFFFFFFFF
+MASK64 = (1 << 64) - 1
+
+
+def jiffies_now(emu) -> int:
+    return (INITIAL_JIFFIES + emu.uptime_ns * HZ // 1_000_000_000) & MASK64
+
+
+@data("jiffies", 8)
+def jiffies(emu) -> bytes:
+    return jiffies_now(emu).to_bytes(8, "little")
+
+
+@data("jiffies_64", 8)
+def jiffies_64(emu) -> bytes:
+    return jiffies_now(emu).to_bytes(8, "little")
+
+
+def advance(emu, ns: int) -> None:
+    emu.uptime_ns += ns
+    for name in ("jiffies", "jiffies_64"):
+        a = emu.export_addr(name)
+        if a is not None:
+            emu.write_u(a, 8, jiffies_now(emu))
+
+
+@model("msleep")
+def msleep(emu, msecs):
+    msecs &= 0xFFFFFFFF
+    # msleep sleeps at least msecs_to_jiffies(msecs) + 1 jiffies
+    advance(emu, ((msecs * HZ + 999) // 1000 + 1) * (1_000_000_000 // HZ))
+
+
+@model("usleep_range_state")
+def usleep_range_state(emu, umin, umax, state):
+    advance(emu, umin * 1000)
+
+
+@model("__udelay")
+def __udelay(emu, usecs):
+    advance(emu, usecs * 1000)
+
+
+@model("__ndelay")
+def __ndelay(emu, nsecs):
+    advance(emu, nsecs)
+
+
+@model("__const_udelay")
+def __const_udelay(emu, xloops):
+    # xloops = usecs * 2**32 / 10**6 (the 0x10c7 multiplier, rounded up)
+    advance(emu, (xloops & MASK64) * 1_000_000_000 >> 32)
+
+
+@model("jiffies_to_msecs")
+def jiffies_to_msecs(emu, j):
+    return (j * 1000 // HZ) & 0xFFFFFFFF
+
+
+@model("__msecs_to_jiffies")
+def __msecs_to_jiffies(emu, m):
+    m &= 0xFFFFFFFF
+    return 0x3FFFFFFFFFFFFFFE if m >= 0x80000000 else (m * HZ + 999) // 1000

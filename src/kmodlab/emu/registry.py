@@ -1,0 +1,77 @@
+"""The model registry: kernel functions and kernel data the emulator implements, by export name.
+
+In the style of CLE's ``externs/simdata``: each model is registered under the exported symbol
+name(s) it stands for, and models are grouped in ``models/<subsystem>.py``.  Three kinds:
+
+- :func:`model` — a kernel function.  ``def f(emu, a0, a1, ...) -> int``: the positional
+  parameters after ``emu`` receive the integer arguments in ABI order (rdi, rsi, rdx, rcx, r8,
+  r9, then the stack); the return value goes to rax and the model returns to its caller like
+  ``ret`` does.  ``void`` functions return None (rax is left alone).  ``control=True`` models
+  (``__x86_indirect_thunk_*``) set rip/rsp themselves and receive only ``emu``.
+- :func:`data` — a kernel data export: ``def f(emu) -> bytes`` gives its contents; only these
+  bytes may be read or written, anything else on the page is an :class:`Unmodelled` access.
+- :func:`percpu` — a per-CPU export (a small offset from the GS base), same contract.
+
+There is no fallback: a name without a model is an error when the module reaches it.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    fn: Callable
+    nargs: int              # fixed integer arguments read for the model (and recorded)
+    varargs: bool           # the C function is variadic (the model reads the rest itself)
+    control: bool = False   # the model transfers control itself (no implicit ret)
+
+
+@dataclass(frozen=True)
+class DataModel:
+    name: str
+    size: int
+    fn: Callable            # (emu) -> bytes of at most ``size``
+    percpu: bool = False
+
+
+FUNCTIONS: dict[str, Model] = {}
+DATA: dict[str, DataModel] = {}
+
+
+def model(*names: str, control: bool = False):
+    """Register a function model under one or more export names."""
+    def deco(fn):
+        params = list(inspect.signature(fn).parameters.values())[1:]
+        fixed = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        var = any(p.kind is p.VAR_POSITIONAL for p in params)
+        for n in names:
+            if n in FUNCTIONS:
+                raise ValueError(f"model for {n} registered twice")
+            FUNCTIONS[n] = Model(n, fn, len(fixed), var, control)
+        return fn
+    return deco
+
+
+def data(name: str, size: int):
+    """Register the contents of a kernel data export of ``size`` bytes."""
+    def deco(fn):
+        DATA[name] = DataModel(name, size, fn, False)
+        return fn
+    return deco
+
+
+def percpu(name: str, size: int):
+    """Register the contents of a kernel per-CPU export (CPU 0's copy) of ``size`` bytes."""
+    def deco(fn):
+        DATA[name] = DataModel(name, size, fn, True)
+        return fn
+    return deco
+
+
+def load_models() -> None:
+    """Import every models/<subsystem>.py so that their decorators run (idempotent)."""
+    from . import models  # noqa: F401  (the package imports its submodules)
