@@ -164,6 +164,24 @@ def test_export_table_is_a_read_only_mapping(prof):
         t["x"] = 1                                    # type: ignore[index]
 
 
+def test_bulk_views_keep_table_order():
+    prof = read_profile_file(load_profile().path)        # a fresh copy: nothing cached yet
+    t = prof.exports
+    last = t[list(t)[-1]]                                # decode one entry first
+    vals = list(t.values())
+    assert [e.name for e in vals] == list(t) and vals[-1] is last
+    assert all(type(e) is Export for e in vals)
+    assert dict(t.items())["_printk"] is t["_printk"]
+    assert len(list(prof.module_exports.values())) == len(prof.module_exports)
+
+
+def test_symbols(prof):
+    syms = prof.symbols()
+    assert len(syms) == 10503 and syms == sorted(syms)
+    assert (0x1fb80, "current_task", "percpu") in syms
+    assert (0xffffffff81a07e3d, "_printk", "text") in syms
+
+
 def test_export_is_frozen():
     e = Export("f", 1, None, False, "", "vmlinux", "text")
     with pytest.raises(Exception):
