@@ -8,7 +8,7 @@ libkmod-elf.c, ``kmod_builtin_get_modinfo`` in libkmod-builtin.c and the lookups
   prints them exactly as stored, whatever their encoding.
 * :func:`elf_modinfo_strings` applies libkmod-elf.c's checks, with its errnos: not ELF or at most
   16 bytes → ENOEXEC; a bad class/byte order, a header that does not fit, a section table past
-  the end or an unterminated section-name table → EINVAL; no ``.modinfo`` → ENODATA.  ELF32 and
+  the end or an unterminated section-name table → EINVAL; no ``.modinfo`` → ENOENT (kmod 30).  ELF32 and
   big-endian files are read too (kmod reads any module).
 * :class:`ModuleDir` finds modules by name or alias under ``<root>/lib/modules/<kver>``.
 
@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import struct
 
-from ..errors import EINVAL, ENODATA, ENOEXEC, ENOENT, KmodlabError, strerror
+from ..errors import EINVAL, ENOEXEC, ENOENT, KmodlabError, strerror
 from .file import (ModuleFile, Record, alias_normalize, modname_normalize, path_ends_with_kmod_ext,
                    path_to_modname, read_module)
 from .signature import KmodSignatureFields, kmod_signature_fields
@@ -114,7 +114,8 @@ def _elf_sections(data: bytes):
 
 def elf_get_section(data: bytes, name: bytes) -> bytes:
     """kmod_elf_get_section: bytes of the first section called ``name`` (index ≥ 1), skipping
-    sections that lie outside the file or whose name offset is out of range; ENODATA if none."""
+    sections that lie outside the file or whose name offset is out of range; ENOENT if none
+    (kmod 30's errno: "No such file or directory"; later kmod says ENODATA)."""
     sections, names = _elf_sections(data)
     for sec in sections:
         if sec is None:
@@ -125,7 +126,7 @@ def elf_get_section(data: bytes, name: bytes) -> bytes:
         end = names.find(b"\0", noff)
         if names[noff:end] == name:
             return data[off:off + size]
-    raise ModinfoError(ENODATA, f"no {name.decode()} section")
+    raise ModinfoError(ENOENT, f"no {name.decode()} section")     # kmod 30 (HEAD: ENODATA)
 
 
 def split_strings(sec: bytes) -> list[bytes]:
