@@ -125,3 +125,81 @@ def crypto_register_shashes(emu, algs, count):
 def crypto_unregister_shashes(emu, algs, count):
     for i in range(count - 1, -1, -1):
         crypto_unregister_shash(emu, algs + i * SHASH_ALG_SIZE)
+
+
+# --- ciphers and other plain algorithms, templates ----------------------------------------------
+CRYPTO_ALG_SIZE = 384
+TMPL_MODULE, TMPL_NAME = 24, 40
+
+
+@model("crypto_register_alg")
+def crypto_register_alg_model(emu, alg):
+    return crypto_register_alg(emu, alg, "alg")
+
+
+@model("crypto_unregister_alg")
+def crypto_unregister_alg_model(emu, alg):
+    crypto_unregister_alg(emu, alg)
+
+
+@model("crypto_register_algs")
+def crypto_register_algs(emu, algs, count):
+    for i in range(count):
+        err = crypto_register_alg(emu, algs + i * CRYPTO_ALG_SIZE, "alg")
+        if err:
+            for j in range(i - 1, -1, -1):
+                crypto_unregister_alg(emu, algs + j * CRYPTO_ALG_SIZE)
+            return err
+    return 0
+
+
+@model("crypto_unregister_algs")
+def crypto_unregister_algs(emu, algs, count):
+    for i in range(count):
+        crypto_unregister_alg(emu, algs + i * CRYPTO_ALG_SIZE)
+
+
+def _templates(emu) -> list[dict]:
+    return emu.state.setdefault("crypto_templates", [])
+
+
+@model("crypto_register_template")
+def crypto_register_template(emu, tmpl):
+    """crypto/algapi.c: -EEXIST if the same struct is already registered, else list it."""
+    name = emu.cstr(tmpl + TMPL_NAME, CRYPTO_MAX_ALG_NAME).decode("latin-1")
+    if any(t["tmpl"] == tmpl for t in _templates(emu)):
+        return -EEXIST
+    _templates(emu).append({"tmpl": tmpl, "name": name,
+                            "module": emu.read_u(tmpl + TMPL_MODULE, 8)})
+    emu.note(f"template {name}")
+    return 0
+
+
+@model("crypto_unregister_template")
+def crypto_unregister_template(emu, tmpl):
+    ts = _templates(emu)
+    for i, t in enumerate(ts):
+        if t["tmpl"] == tmpl:
+            del ts[i]
+            return
+    emu.printk(4, "WARNING: crypto_unregister_template: template not registered\n")
+
+
+TEMPLATE_SIZE = 168
+
+
+@model("crypto_register_templates")
+def crypto_register_templates(emu, tmpls, count):
+    for i in range(count):
+        err = crypto_register_template(emu, tmpls + i * TEMPLATE_SIZE)
+        if err:
+            for j in range(i - 1, -1, -1):
+                crypto_unregister_template(emu, tmpls + j * TEMPLATE_SIZE)
+            return err
+    return 0
+
+
+@model("crypto_unregister_templates")
+def crypto_unregister_templates(emu, tmpls, count):
+    for i in range(count - 1, -1, -1):
+        crypto_unregister_template(emu, tmpls + i * TEMPLATE_SIZE)

@@ -72,3 +72,15 @@ def jiffies_to_msecs(emu, j):
 def __msecs_to_jiffies(emu, m):
     m &= 0xFFFFFFFF
     return 0x3FFFFFFFFFFFFFFE if m >= 0x80000000 else (m * HZ + 999) // 1000
+
+
+@model("ktime_get", "ktime_get_raw", "ktime_get_mono_fast_ns", "ktime_get_raw_fast_ns",
+       "ktime_get_boot_fast_ns")
+def ktime_get(emu):
+    """CLOCK_MONOTONIC in ns: the machine's uptime (nothing suspends in the sandbox)."""
+    return emu.uptime_ns
+
+
+@model("ktime_get_with_offset")
+def ktime_get_with_offset(emu, offs):
+    return emu.uptime_ns
