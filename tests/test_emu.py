@@ -233,3 +233,16 @@ def test_memory_changes_are_copied_back():
     assert emu.call(b.syms["f"]) == 41
     assert emu.call(b.syms["f"]) == 82           # a second run sees the first run's write
     assert b.mm.read_u(b.syms["counter"], 4) == 82
+
+
+def test_jiffies_and_msleep():
+    """jiffies is modelled data (INITIAL_JIFFIES at HZ=250); msleep advances it."""
+    src = r'''
+    extern volatile unsigned long jiffies;
+    void msleep(unsigned int);
+    unsigned long out[2];
+    int f(void) { out[0] = jiffies; msleep(100); out[1] = jiffies; return 0; }'''
+    ret, log, emu, b = run(src)
+    j0, j1 = b.mm.read_u64(b.syms["out"]), b.mm.read_u64(b.syms["out"] + 8)
+    assert j0 == (-300 * 250) & 0xFFFFFFFF
+    assert j1 - j0 == 26                    # msecs_to_jiffies(100) + 1
