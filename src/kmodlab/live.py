@@ -127,7 +127,7 @@ class LiveKernel:
     def _syscall(self, call: str, *args) -> SyscallResult:
         if self._nr is None:
             return SyscallResult(ret=-1, errno=_errno.ENOSYS,
-                                 reason=f"kmodlab: no syscall table for {self.arch}")
+                                 details={"syscall": call, "arch": self.arch})
         watch = _KmsgWatch()
         ret = self._libc.syscall(ctypes.c_long(self._nr[call]), *args)
         err = ctypes.get_errno() if ret == -1 else 0      # errno is stale after a success
@@ -136,8 +136,8 @@ class LiveKernel:
         res = SyscallResult(ret=int(ret), errno=err, log=log)
         res.details["syscall"] = call
         res.details["dmesg"] = [format_kmsg(ts, text) for _p, _s, ts, text in records]
-        if ret == -1:
-            res.reason = log[-1] if log else os.strerror(err)
+        if ret == -1 and log:                              # the kernel's own words, if any
+            res.reason = log[-1]
         return res
 
     def init_module(self, image: bytes, args: str = "") -> SyscallResult:

@@ -361,9 +361,10 @@ def run_in_guest(script: str, timeout: float = 120, release: str | None = None,
         out = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
     else:
         out = Path(outdir).resolve()
+        if str(out).startswith(("/tmp/", "/run/", "/proc/", "/sys/", "/dev/")) or " " in str(out):
+            raise OracleError(f"output dir {out} is hidden by the guest's own mounts "
+                              f"(or has a space)")
         out.mkdir(parents=True, exist_ok=True)
-    if str(out).startswith(("/tmp/", "/run/", "/proc/", "/sys/", "/dev/")) or " " in str(out):
-        raise OracleError(f"output dir {out} is hidden by the guest's own mounts (or has a space)")
     for name, data in (files or {}).items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(data.encode() if isinstance(data, str) else data)
@@ -435,3 +436,24 @@ class Oracle:
     def run_python(self, code: str, **kw) -> GuestResult:
         kw.setdefault("timeout", self.timeout)
         return run_python_in_guest(code, release=self.release, **kw)
+
+
+# --- the recorded oracle ---------------------------------------------------------------------
+
+RECORD_SCRIPT = '"$PYTHON" -S -m kmodlab.oracle.guest_cases "$OUT/oracle.json" {cli}\n'
+
+
+def oracle_name(release: str | None = None) -> str:
+    """tests/data file name for a release: 6.1.0-56-amd64 → oracle_6.1.0-56.json."""
+    rel = release or DEFAULT_RELEASE
+    return f"oracle_{rel.removesuffix('-amd64')}.json"
+
+
+def record_oracle(release: str | None = None, cli: bool = True,
+                  timeout: float = 150) -> tuple[dict, GuestResult]:
+    """Boot once, run kmodlab.oracle.guest_cases (and the --live tools when ``cli``), and return
+    (the normalized recording, the raw GuestResult: oracle.json, cli.json, timings)."""
+    from .guest_cases import normalize
+    r = run_in_guest(RECORD_SCRIPT.format(cli="--cli" if cli else ""), timeout=timeout,
+                     release=release).check()
+    return normalize(r.json("oracle.json")), r
