@@ -118,6 +118,7 @@ class SandboxKernel:
     def _load(self, m: Machine, image: bytes, args: str, flags: int):
         from .kernel.module import main
         main.may_init_module(m, self.cred)
+        main.copy_module_from_user(image)
         return main.load_module(m, image, args, flags, run_init=self.run_init, trace=self.trace)
 
     def init_module(self, image: bytes, args: str) -> SyscallResult:

@@ -169,6 +169,8 @@ class Module:
     using_gplonly_symbols: bool = False
     sig_ok: bool = False
     filename: str = ""
+    core_region: str = ""             # names of its memory regions in the AddressSpace
+    init_region: str = ""
 
     def module_refcount(self) -> int:
         return self.refcnt - MODULE_REF_BASE

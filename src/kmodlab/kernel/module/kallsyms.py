@@ -61,5 +61,16 @@ def add_kallsyms(mm, info: LoadInfo, mod: Module) -> None:
     mm.write(core_base + info.symoffs, dst.tobytes())
     mm.write(core_base + info.stroffs, bytes(out[:info.core_typeoffs - info.stroffs]))
     mm.write(core_base + info.core_typeoffs, "".join(types[i] for i in keep).encode("latin-1"))
-    values = dst["st_value"].tolist()
-    mod.kallsyms = [(values[k], types[i], names[k]) for k, i in enumerate(keep) if names[k]]
+    # While the module initialises, kallsyms reads the full table (init symbols included);
+    # do_init_module keeps the core ones.
+    values = sym["st_value"].tolist()
+    full = []
+    for i in range(1, len(sym)):
+        if types[i] in "U?n" or not sym["st_name"][i] or int(shndx[i]) == elf.SHN_UNDEF:
+            continue
+        if st_info[i] & 0xF in (elf.STT_SECTION, elf.STT_FILE):
+            continue
+        nm = elf.cstring(strtab, int(sym["st_name"][i])) if sym["st_name"][i] < len(strtab) else ""
+        if nm:
+            full.append((values[i], types[i], nm))
+    mod.kallsyms = full

@@ -173,23 +173,36 @@ def module_alloc(used: list[tuple[int, int]], size: int, load_offset: int) -> in
     return addr
 
 
-def move_module(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: int, name: str) -> None:
+def region_name(mm, name: str, kind: str) -> str:
+    """A free region name for a module's memory: '<mod>:core', or '<mod>:core~N' while another
+    copy of that name is still in the list (the name is checked only after the move)."""
+    base = f"{name}:{kind}"
+    n, cand = 1, base
+    while cand in mm.regions:
+        n += 1
+        cand = f"{base}~{n}"
+    return cand
+
+
+def move_module(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: int,
+                name: str) -> tuple[str, str]:
     """Allocate core and init, copy every SHF_ALLOC section there, and point ``sh_addr`` at the
-    final address (NOBITS sections only get their address)."""
+    final address (NOBITS sections only get their address).  Returns the two region names."""
     core_base = module_alloc(used, info.core.size, load_offset)
     if not core_base:
         raise LoadError(ENOMEM, "move_module")
-    mm.map(f"{name}:core", core_base, info.core.size)
+    core_name = region_name(mm, name, "core")
+    core = mm.map(core_name, core_base, info.core.size).data
     info.core.base = core_base
+    init_name, init = "", None
     if info.init.size:
         init_base = module_alloc(used + [(core_base, info.core.size)], info.init.size, load_offset)
         if not init_base:
-            mm.unmap(f"{name}:core")
+            mm.unmap(core_name)
             raise LoadError(ENOMEM, "move_module")
-        mm.map(f"{name}:init", init_base, info.init.size)
+        init_name = region_name(mm, name, "init")
+        init = mm.map(init_name, init_base, info.init.size).data
         info.init.base = init_base
-    core = mm.regions[f"{name}:core"].data
-    init = mm.regions[f"{name}:init"].data if info.init.size else None
     for s in info.sechdrs:
         if not s.flags & elf.SHF_ALLOC:
             continue
@@ -200,3 +213,4 @@ def move_module(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: in
         if s.type != elf.SHT_NOBITS and s.size:
             dst[off:off + s.size] = info.image[s.offset:s.offset + s.size]
         s.addr = base + off
+    return core_name, init_name

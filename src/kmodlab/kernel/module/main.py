@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from ... import elf
 from ...errors import (EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOEXEC, ENOMEM, ENOSYS, EPERM,
-                       EWOULDBLOCK, KmodlabError)
-from ..mm import PAGE_SIZE, PERCPU_MODULE_RESERVE, PERCPU_STATIC_SIZE, align
+                       EWOULDBLOCK, ETIMEDOUT, KmodlabError)
+from ..mm import (MODULES_END, MODULES_VADDR, PAGE_SIZE, PERCPU_MODULE_RESERVE,
+                  PERCPU_STATIC_SIZE, align)
 from ..printk import KERN_ERR, KERN_INFO, KERN_NOTICE, KERN_WARNING
 from . import kallsyms, layout, version
 from .elf_validity import elf_validity_check
@@ -209,8 +210,10 @@ def layout_and_allocate(m, info: LoadInfo, mod: Module, flags: int) -> None:
     info.symtab = elf.symbols(info.image, info.sechdrs[info.index_sym])
     layout.layout_sections(info)
     layout.layout_symtab(info)
-    used = [(r.base, len(r.data)) for n, r in m.mm.regions.items() if n.endswith((":core", ":init"))]
-    layout.move_module(info, m.mm, used, m.module_load_offset, mod.name)
+    used = [(r.base, len(r.data)) for r in m.mm.regions.values()
+            if MODULES_VADDR <= r.base < MODULES_END]
+    mod.core_region, mod.init_region = layout.move_module(info, m.mm, used, m.module_load_offset,
+                                                          mod.name)
     mod.core = info.core
     mod.init_layout = info.init
     mod.module_addr = info.sechdrs[info.index_mod].addr
@@ -534,7 +537,10 @@ def parse_module_args(m, info: LoadInfo, mod: Module, ms: ModSections, ctx) -> N
         sec = info.sechdrs[ms.kp]
         mod.params = params.decode_kernel_params(m.mm, sec.addr, sec.size // 40, m.ops_name_of)
     start = len(m.log)
-    err, after = params.parse_args(ctx, mod.name, mod.args, mod.params)
+    try:
+        err, after = params.parse_args(ctx, mod.name, mod.args, mod.params)
+    except params.ParamOpsUnavailable as e:     # module-defined ops need code we cannot run here
+        raise LoadError(ENOSYS, "parse_args", f"kmodlab: {mod.name}: {e.reason}")
     if err:
         said = [r.text for r in m.log[start:] if r.level <= KERN_ERR]
         raise LoadError(err, "parse_args", reason=said[-1] if said else "")
@@ -565,11 +571,24 @@ def free_module(m, mod: Module) -> None:
                 t.source_list.remove(mod.name)
     mod.target_list = []
     m.free_params(mod)
-    m.mm.unmap(f"{mod.name}:core")
-    m.mm.unmap(f"{mod.name}:init")
+    m.mm.unmap(mod.core_region)
+    m.mm.unmap(mod.init_region)
     m.percpu_used = [p for p in m.percpu_used if p[2] != mod.name]
     if mod in m.modules:
         m.modules.remove(mod)
+
+
+def emulation_failure(m, mod: Module, e: KmodlabError, result: LoadResult) -> int:
+    """A module function stopped under emulation: say why in the log; return the errno the
+    sandbox reports (not a kernel errno: Linux would have run on, or oopsed and killed insmod).
+    Unmodelled kernel function → ENOSYS; oops → EFAULT; out of budget → ETIMEDOUT."""
+    from ...emu.errors import BudgetExceeded, Oops
+    if isinstance(e, Oops):
+        result.reason = f"{mod.name}: {e.headline}"          # the oops itself is in the log
+        return EFAULT
+    m.printk(KERN_ERR, f"kmodlab: {mod.name}: {e}")
+    result.reason = f"kmodlab: {mod.name}: {e}"
+    return ETIMEDOUT if isinstance(e, BudgetExceeded) else ENOSYS
 
 
 def do_init_module(m, mod: Module, result: LoadResult, trace: bool = False) -> int:
@@ -579,9 +598,7 @@ def do_init_module(m, mod: Module, result: LoadResult, trace: bool = False) -> i
         try:
             ret = m.run_module_code(mod, mod.init_fn, "init", result, trace)
         except KmodlabError as e:
-            m.printk(KERN_ERR, f"kmodlab: {mod.name}: {e}")
-            result.reason = f"{mod.name}: {e}"
-            ret = -getattr(e, "errno", ENOSYS) if getattr(e, "errno", 0) else -ENOSYS
+            ret = -emulation_failure(m, mod, e, result)
     if ret < 0:
         mod.state = MODULE_STATE_GOING
         mod.refcnt -= 1
@@ -595,7 +612,10 @@ def do_init_module(m, mod: Module, result: LoadResult, trace: bool = False) -> i
     mod.state = MODULE_STATE_LIVE
     m.notify("LIVE", mod)
     mod.refcnt -= 1                         # module_put of the init reference
-    m.mm.unmap(f"{mod.name}:init")
+    m.mm.unmap(mod.init_region)
+    mod.init_region = ""
+    core_end = mod.core.base + mod.core.size   # kallsyms switches to the core copy
+    mod.kallsyms = [k for k in mod.kallsyms if mod.core.base <= k[0] < core_end or k[1] == "a"]
     mod.init_layout = Layout()
     mod.sections = {k: v for k, v in mod.sections.items()}   # sysfs keeps stale .init.* entries
     return 0
@@ -616,8 +636,7 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         result.steps.append((_step, detail))
 
     try:
-        info = copy_module_from_user(image)
-        info.flags, info.args = flags, args
+        info = LoadInfo(image=bytes(image), len=len(image), flags=flags, args=args)
         module_sig_check(m, info, flags)          # first: needs only the length, trims it
         step("module_sig_check", sig_ok=info.sig_ok, elf_len=info.len)
         elf_validity_check(info)                  # ELF structure, before any section is trusted
@@ -687,8 +706,8 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
 # undo actions -------------------------------------------------------------------------------
 
 def free_memory(m, mod: Module) -> None:
-    m.mm.unmap(f"{mod.name}:core")
-    m.mm.unmap(f"{mod.name}:init")
+    m.mm.unmap(mod.core_region)
+    m.mm.unmap(mod.init_region)
 
 
 def unlink_module(m, mod: Module) -> None:
@@ -754,8 +773,7 @@ def delete_module(m, name: str, flags: int, trace: bool = False) -> LoadResult:
         try:
             m.run_module_code(mod, mod.exit_fn, "exit", result, trace)
         except KmodlabError as e:
-            m.printk(KERN_ERR, f"kmodlab: {mod.name}: {e}")
-            result.reason = f"{mod.name}: exit stopped: {e}"
+            emulation_failure(m, mod, e, result)   # exit returns void: the unload goes on
     m.notify("GOING", mod)
     m.last_unloaded = f"{mod.name}"
     free_module(m, mod)

@@ -1,0 +1,54 @@
+"""Shared fixtures: the embedded profile, real Debian modules (cached), the examples."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def profile():
+    from kmodlab.profile import load_profile
+    return load_profile()
+
+
+@pytest.fixture(scope="session")
+def debian_modules(profile) -> dict[str, bytes]:
+    """A handful of real modules of the embedded profile's release, read from its linux-image
+    package (downloaded once into the cache by the project's own fetcher)."""
+    from kmodlab.profile.debian import fetch_packages, iter_deb_files
+    wanted = {"dummy.ko", "loop.ko", "fat.ko", "vfat.ko", "crc7.ko", "md4.ko", "crc-itu-t.ko",
+              "kvm.ko", "kvm-intel.ko", "nls_koi8-ru.ko", "binder_linux.ko", "xor.ko"}
+    try:
+        got = fetch_packages(profile.release)
+    except Exception as e:                      # the registry dropped this release
+        pytest.skip(f"linux-image-{profile.release} is not available: {e}")
+    out = {}
+    for p, _ti, f in iter_deb_files(got["image"]):
+        base = os.path.basename(p)
+        if base in wanted and base not in out:
+            out[base] = f.read()
+    return out
+
+
+@pytest.fixture
+def machine(profile):
+    """A fresh sandbox machine in memory, booted on the embedded profile."""
+    from kmodlab.machine import Machine
+    m = Machine.boot(profile.name, seed=1)
+    m.profile = profile
+    return m
+
+
+@pytest.fixture
+def machine_dir(tmp_path, monkeypatch):
+    """A private on-disk machine for CLI tests (KMODLAB_MACHINE)."""
+    d = tmp_path / "machine"
+    monkeypatch.setenv("KMODLAB_MACHINE", str(d))
+    monkeypatch.delenv("KMODLAB_KERNEL", raising=False)
+    monkeypatch.delenv("KMODLAB_PROFILE", raising=False)
+    return d
