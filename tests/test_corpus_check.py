@@ -1,0 +1,60 @@
+"""Corpus: every module of Debian's current amd64 kernel through `kmodlab check`.
+
+The packages are whatever Debian's registry serves now (linux-image-amd64's dependency), the
+profile is built from them with the project's own importer, and each module runs load_module
+up to relocation, parameters and sysfs with the tree's other modules' exports available.
+Every real Debian module is expected to load; the few that may not are listed with the reason.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+
+import pytest
+
+pytestmark = pytest.mark.corpus
+
+# name → (errno, why): modules a real kernel of this series refuses for reasons of its own.
+EXPECTED_FAILURES: dict[str, tuple[int, str]] = {}
+
+
+@pytest.fixture(scope="module")
+def current_tree(tmp_path_factory):
+    from kmodlab.profile import import_debian, read_profile_file
+    from kmodlab.profile.debian import fetch_packages, iter_deb_files
+    got = fetch_packages(None)
+    out = tmp_path_factory.mktemp("profile")
+    profile = read_profile_file(import_debian(got["image"], got["headers"], out))
+    modules = {}
+    for p, _ti, f in iter_deb_files(got["image"]):
+        if "/kernel/" in p and p.endswith((".ko", ".ko.xz", ".ko.zst", ".ko.gz")):
+            modules[p] = f.read()
+    return got["release"], profile, modules
+
+
+def test_every_module_of_the_current_kernel_would_load(current_tree):
+    from kmodlab.check import Checker
+    from kmodlab.lib.file import decompress
+    release, profile, modules = current_tree
+    assert len(modules) > 3000, f"only {len(modules)} modules in linux-image-{release}"
+    checker = Checker(profile)
+    datas = {p: decompress(d) for p, d in modules.items()}
+    for p, d in datas.items():
+        checker.add_file_exports(p, d)
+    t0 = time.perf_counter()
+    failures, steps = {}, Counter()
+    for p, d in sorted(datas.items()):
+        r = checker.check(p, d)
+        assert r.coresize > 0 or not r.ok
+        if not r.ok:
+            failures[r.name or os.path.basename(p)] = (r.errno, r.step, r.message, r.log[-3:])
+            steps[r.step] += 1
+    took = time.perf_counter() - t0
+    unexpected = {n: f for n, f in failures.items()
+                  if n not in EXPECTED_FAILURES or EXPECTED_FAILURES[n][0] != f[0]}
+    print(f"\n{release}: {len(datas)} modules checked in {took:.1f} s; "
+          f"{len(failures)} would not load ({dict(steps)}), {len(unexpected)} unexpected")
+    for n, f in sorted(failures.items()):
+        print(f"  {n}: errno {f[0]} in {f[1]}: {f[2]}")
+    assert not unexpected, unexpected
