@@ -29,7 +29,16 @@ _CACHE = tempfile.mkdtemp(prefix="kmodlab-bench-pyc-")
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPYCACHEPREFIX"] = _CACHE
 
-TREE = Path(os.environ.get("KMODLAB_MODULES_DIR", "/root/scratch/img/lib/modules/6.1.0-56-amd64"))
+
+
+def _default_tree() -> Path:
+    """Debian's module tree of the embedded profile's release, fetched once into the cache."""
+    from kmodlab.profile import DEFAULT_PROFILE
+    from kmodlab.profile.debian import extract_module_tree
+    return extract_module_tree(DEFAULT_PROFILE.removeprefix("debian-"))
+
+
+TREE = Path(os.environ.get("KMODLAB_MODULES_DIR") or _default_tree())
 
 
 def wall(cmds: list[list[str]], runs: int) -> list[tuple[float, float]]:

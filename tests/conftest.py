@@ -10,6 +10,21 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
+def pytest_configure(config):
+    """Real modules for every test: the embedded profile's release of Debian's module tree,
+    fetched and extracted once into the cache by the project's own fetcher; tests read it from
+    KMODLAB_MODULES_DIR (set it to use another tree).  Without the registry, those tests skip."""
+    if os.environ.get("KMODLAB_MODULES_DIR"):
+        return
+    try:
+        from kmodlab.profile import DEFAULT_PROFILE
+        from kmodlab.profile.debian import extract_module_tree
+        release = DEFAULT_PROFILE.removeprefix("debian-")
+        os.environ["KMODLAB_MODULES_DIR"] = str(extract_module_tree(release))
+    except Exception as e:                      # offline, or the registry dropped the release
+        print(f"conftest: no Debian module tree ({e}); tests that need one will skip")
+
+
 @pytest.fixture(scope="session")
 def profile():
     from kmodlab.profile import load_profile

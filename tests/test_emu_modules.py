@@ -7,13 +7,14 @@ removed on exit, a duplicate fails with -EEXIST).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-DEBIAN = Path("/root/scratch/img/lib/modules/6.1.0-56-amd64/kernel")
+DEBIAN = Path(os.environ.get("KMODLAB_MODULES_DIR", "/nonexistent")) / "kernel"
 
 
 def ko(path: Path) -> bytes:

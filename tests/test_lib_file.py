@@ -13,8 +13,7 @@ from kmodlab.lib.file import (ModuleFile, ModuleFileError, alias_normalize, comp
                               modname_normalize, path_ends_with_kmod_ext, path_to_modname,
                               read_module)
 
-MODDIR = Path(os.environ.get("KMODLAB_MODULES_DIR",
-                             "/root/scratch/img/lib/modules/6.1.0-56-amd64"))
+MODDIR = Path(os.environ.get("KMODLAB_MODULES_DIR", "/nonexistent"))
 SAMPLE = ["kernel/drivers/block/loop.ko", "kernel/drivers/net/dummy.ko", "kernel/lib/crc7.ko",
           "kernel/fs/fat/vfat.ko"]
 COMPRESSORS = ["xz", "zstd", "gzip"]

@@ -24,8 +24,7 @@ from kmodlab.lib.signature import (SIG_MAGIC, kmod_signature_fields, parse_pkcs7
                                    split_signature, SignatureError)
 from kmodlab.tools import modinfo as tool
 
-MODDIR = Path(os.environ.get("KMODLAB_MODULES_DIR",
-                             "/root/scratch/img/lib/modules/6.1.0-56-amd64"))
+MODDIR = Path(os.environ.get("KMODLAB_MODULES_DIR", "/nonexistent"))
 LOOP = MODDIR / "kernel/drivers/block/loop.ko"
 REAL = next((p for p in ("/usr/sbin/modinfo", "/sbin/modinfo") if os.path.exists(p)), None)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -390,3 +391,29 @@ def fetch_packages(release: str | None = None, dest: Path | None = None) -> dict
                 common = dep
     headers.append(_download(cache, common))
     return {"release": release, "image": image, "headers": headers, "cache": cache}
+
+
+def extract_module_tree(release: str | None = None, dest: Path | None = None) -> Path:
+    """The kernel's module tree (lib/modules/<release>) from its linux-image package, extracted
+    once into the cache; returns the lib/modules/<release> directory."""
+    got = fetch_packages(release, dest)
+    release = got["release"]
+    root = got["cache"].parent / "trees" / release
+    tree = root / "lib" / "modules" / release
+    done = root / ".complete"
+    if done.exists():
+        return tree
+    tmp = root.with_name(f".{release}.{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for p, _ti, f in iter_deb_files(got["image"]):
+        if not p.startswith(f"lib/modules/{release}/"):
+            continue
+        out = tmp / p
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(f.read())
+    (tmp / ".complete").write_text(got["image"].name + "\n")
+    if root.exists():
+        shutil.rmtree(root)
+    os.rename(tmp, root)
+    return tree
