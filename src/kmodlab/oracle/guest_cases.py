@@ -169,6 +169,13 @@ def run_cases(outdir: Path) -> dict:
     rec = Recorder(k, moddir)
     crc7, md4 = rec.debian("crc7"), rec.debian("md4")
     result = {
+        "about": "What Debian's real kernel answered, recorded in QEMU by "
+                 "kmodlab.oracle.guest_cases on a fresh boot (cases in order: once-per-boot "
+                 "messages land where they first happen). Per case: ret/errno of the syscall, "
+                 "log = kernel log lines it produced (/dev/kmsg, kernel escaping kept), "
+                 "tainted = /proc/sys/kernel/tainted after it, modules = /proc/modules line and "
+                 "/sys/module/<name> files after it. Addresses are normalized to 0xADDR. "
+                 "Regenerate: python3 scripts/qemu_oracle.py record",
         "release": os.uname().release,
         "uname_version": os.uname().version,
         "boot": {"tainted": k.tainted(),

@@ -376,8 +376,10 @@ def run_in_guest(script: str, timeout: float = 120, release: str | None = None,
     cmd = ["timeout", "-k", "5", str(int(timeout))] + \
         qemu_command(prep, out, wrapper, memory=memory, smp=smp, qemu=qemu)
     serial_path = out.parent / f"{out.name}.serial"
+    t_wait = time.monotonic()
     with _lock(CACHE / "qemu.lock"):
         t0 = time.monotonic()
+        lock_wait = t0 - t_wait
         with open(serial_path, "wb") as serial:
             try:
                 p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=serial,
@@ -397,7 +399,7 @@ def run_in_guest(script: str, timeout: float = 120, release: str | None = None,
             rc = int(result_files["guest.rc"].strip())
         except ValueError:
             rc = None
-    timings = {}
+    timings = {"lock_wait": round(lock_wait, 2)}
     for k in ("start", "end"):
         v = result_files.get(f"uptime.{k}")
         if v:
