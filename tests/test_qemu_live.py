@@ -2,7 +2,8 @@
 
 One VM run (35-45 s under TCG: boot 5 s, the cases 1 s, each `kmodlab --live` tool run ~3 s)
 executes kmodlab.oracle.guest_cases in the guest: LiveKernel drives the raw syscalls with
-real Debian modules (crc7, md4) and the examples/*.ko, and records what the kernel answered.  The tests below assert on those real answers, compare the whole recording with
+real Debian modules (crc7, md4) and the examples/*.ko, and records what the kernel answered.
+The tests below assert on those real answers, compare the whole recording with
 tests/data/oracle_<release>.json (the sandbox's reference), and check the `kmodlab --live`
 tools once they exist.
 
