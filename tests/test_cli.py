@@ -1,0 +1,144 @@
+"""The tools end to end, each command a separate process on one persistent sandbox machine,
+as a user types them (kmod's messages from shared/reference/kmod-formats.md)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EX = ROOT / "examples"
+
+
+def km(*args, env=None, check=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([sys.executable, "-m", "kmodlab", *map(str, args)], capture_output=True,
+                       text=True, env=e, cwd=ROOT, timeout=120)
+    assert "Traceback" not in p.stderr, p.stderr
+    if check is not None:
+        assert p.returncode == check, (p.returncode, p.stdout, p.stderr)
+    return p
+
+
+def dmesg_texts():
+    return [l.split("] ", 1)[1] for l in km("dmesg", check=0).stdout.splitlines()]
+
+
+def test_walkthrough(machine_dir):
+    """The issue's walk-through: insmod with parameters, lsmod, dmesg, /proc, /sys, rmmod."""
+    km("insmod", EX / "hello.ko", "who=world", "count=3", check=0)
+    out = km("lsmod", check=0).stdout.splitlines()
+    assert out[0] == "Module                  Size  Used by"
+    assert re.fullmatch(r"hello\s+16384  0", out[1])
+    texts = dmesg_texts()
+    assert "hello: hello, world!" in texts and "hello: greeting 3 of 3" in texts
+    assert "hello: loading out-of-tree module taints kernel." in texts
+    line = km("cat", "/proc/modules", check=0).stdout
+    assert re.fullmatch(r"hello 16384 0 - Live 0xffffffffc[0-9a-f]{4}000 \(OE\)\n", line)
+    assert km("cat", "/sys/module/hello/parameters/who", check=0).stdout == "world\n"
+    assert km("cat", "/sys/module/hello/parameters/count", check=0).stdout == "3\n"
+    assert km("cat", "/sys/module/hello/initsize", check=0).stdout == "0\n"
+    assert km("cat", "/proc/sys/kernel/tainted", check=0).stdout == str((1 << 12) | (1 << 13)) + "\n"
+    km("rmmod", "hello", check=0)
+    assert "hello: goodbye, world" in dmesg_texts()
+    assert km("lsmod", check=0).stdout.splitlines()[1:] == []
+
+
+def test_already_loaded_and_not_loaded(machine_dir):
+    km("insmod", EX / "hello.ko", check=0)
+    p = km("insmod", EX / "hello.ko", check=1)
+    assert p.stderr.startswith(f"insmod: ERROR: could not insert module {EX / 'hello.ko'}: File exists\n")
+    km("rmmod", "hello", check=0)
+    p = km("rmmod", "hello", check=1)
+    assert p.stderr == "rmmod: ERROR: Module hello is not currently loaded\n"
+
+
+def test_dependencies_and_in_use(machine_dir):
+    """The consumer needs the provider; the provider can't go while the consumer uses it."""
+    p = km("insmod", EX / "kmodlab_consumer.ko", check=1)
+    assert "Unknown symbol in module" in p.stderr
+    assert "kmodlab_consumer: Unknown symbol kmodlab_provider_add (err -2)" in p.stderr
+    km("insmod", EX / "kmodlab_provider.ko", check=0)
+    km("insmod", EX / "kmodlab_consumer.ko", check=0)
+    lines = km("lsmod", check=0).stdout.splitlines()
+    assert re.fullmatch(r"kmodlab_provider\s+\d+  1 kmodlab_consumer", lines[2])
+    assert "kmodlab_provider 16384 1 kmodlab_consumer, Live" in km("cat", "/proc/modules").stdout
+    p = km("rmmod", "kmodlab_provider", check=1)
+    assert p.stderr == "rmmod: ERROR: Module kmodlab_provider is in use by: kmodlab_consumer\n"
+    p = km("rmmod", "-f", "kmodlab_provider", check=1)          # EWOULDBLOCK even when forced
+    assert "could not remove module kmodlab_provider: Resource temporarily unavailable" in p.stderr
+    km("rmmod", "kmodlab_consumer", check=0)
+    km("rmmod", "kmodlab_provider", check=0)
+
+
+def test_failures_say_why(machine_dir):
+    p = km("insmod", EX / "proprietary.ko", check=1)
+    assert p.stderr.splitlines()[0].endswith("proprietary.ko: Unknown symbol in module")
+    assert "  proprietary: Unknown symbol ktime_get (err -2)" in p.stderr.splitlines()
+    p = km("insmod", EX / "failing_init.ko", check=1)
+    assert p.stderr.splitlines()[0].endswith("failing_init.ko: No such device")
+    p = km("insmod", EX / "hello.ko", "count=many", check=1)
+    assert p.stderr.splitlines()[0].endswith("hello.ko: Invalid parameters")
+    assert "  hello: `many' invalid for parameter `count'" in p.stderr.splitlines()
+    p = km("insmod", "/nonexistent.ko", check=1)
+    assert p.stderr == "insmod: ERROR: could not load module /nonexistent.ko: No such file or directory\n"
+    p = km("insmod", check=1)
+    assert p.stderr == "insmod: ERROR: missing filename.\n"
+    assert km("lsmod", check=0).stdout.splitlines()[1:] == []
+
+
+def test_as_user_is_eperm(machine_dir):
+    p = km("insmod", "--as-user", EX / "hello.ko", check=1)
+    assert "Operation not permitted" in p.stderr.splitlines()[0]
+    assert km("lsmod").stdout.splitlines()[1:] == []
+
+
+def test_force_taints_F(machine_dir):
+    km("insmod", "-f", EX / "failing_init.ko", check=1)
+    tainted = int(km("cat", "/proc/sys/kernel/tainted").stdout)
+    assert tainted & (1 << 1)
+
+
+def test_json_and_explain(machine_dir):
+    p = km("insmod", "--json", EX / "hello.ko", "who=json", check=0)
+    d = json.loads(p.stdout)
+    assert d["ok"] and d["name"] == "hello" and d["errno"] == 0
+    assert any(c["name"] == "_printk" for c in d["calls"])
+    p = km("check", "--json", EX / "proprietary.ko", check=1)
+    d = json.loads(p.stdout)
+    assert (d["ok"], d["errno"], d["name"]) == (False, 2, "proprietary")
+    assert d["coresize"] == 16384 and d["initsize"] == 12288
+
+
+def test_debian_module_loads_and_unloads(machine_dir):
+    """A real signed Debian module: no taint, its init registers md4, rmmod unregisters."""
+    tree = os.environ.get("KMODLAB_MODULES_DIR")
+    md4 = Path(tree or "/nonexistent") / "kernel/crypto/md4.ko"
+    if not md4.exists():
+        pytest.skip("no Debian module tree")
+    km("insmod", md4, check=0)
+    assert re.fullmatch(r"md4 16384 0 - Live 0x[0-9a-f]{16}\n", km("cat", "/proc/modules").stdout)
+    assert km("cat", "/proc/sys/kernel/tainted").stdout == "0\n"
+    km("rmmod", "md4", check=0)
+
+
+def test_machine_reset_and_state_dir(machine_dir):
+    km("insmod", EX / "hello.ko", check=0)
+    assert km("machine", "path", check=0).stdout.strip() == str(machine_dir)
+    km("machine", "reset", check=0)
+    assert km("lsmod", check=0).stdout.splitlines()[1:] == []
+
+
+def test_bad_usage_has_no_traceback(machine_dir):
+    p = km("frobnicate", check=1)
+    assert "invalid command" in p.stderr
+    p = km("cat", "/proc/nonexistent", check=1)
+    assert p.stderr.startswith("cat: /proc/nonexistent:")
+    p = km("insmod", EX / "Makefile", check=1)
+    assert "Invalid module format" in p.stderr
