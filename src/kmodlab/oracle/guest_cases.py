@@ -288,7 +288,7 @@ def normalize(obs: dict) -> dict:
     return fix(obs)
 
 
-# --- the kmodlab tools with --live -----------------------------------------------------------------
+# --- the kmodlab tools with --live ---------------------------------------------------------
 
 def _tool_exists(name: str) -> bool:
     return (SRC / "kmodlab" / "tools" / f"{name}.py").exists()
@@ -321,8 +321,9 @@ def run_cli(outdir: Path) -> list[dict]:
         argv = [sys.executable, "-S", "-m", "kmodlab", "--live", tool, *args]
         t = time.monotonic()
         p = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
-        runs.append({"seconds": round(time.monotonic() - t, 3),"argv": ["kmodlab", "--live", tool, *[Path(a).name if "/" in a else a
-                                                           for a in args]],
+        shown = [Path(a).name if "/" in a else a for a in args]
+        runs.append({"seconds": round(time.monotonic() - t, 3),
+                     "argv": ["kmodlab", "--live", tool, *shown],
                      "rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr})
     return runs
 

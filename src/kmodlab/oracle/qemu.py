@@ -221,7 +221,7 @@ def _unpack_image(deb: Path, root: Path, release: str) -> None:
 
 
 def extract_vmlinux(vmlinuz: bytes) -> bytes:
-    """The ELF vmlinux inside a bzImage: the XZ stream after the setup code (CONFIG_PVH boots it)."""
+    """The ELF vmlinux inside a bzImage: the XZ stream after the setup code (booted via PVH)."""
     magic = b"\xfd7zXZ\x00"
     pos = vmlinuz.find(magic)
     while pos >= 0:
@@ -296,7 +296,8 @@ def prepare(release: str | None = None) -> Prepared:
             stamp.write_text(release + "\n")
         vmlinux = base / f"vmlinux-{release}"
         if not vmlinux.exists():
-            _atomic_write(vmlinux, extract_vmlinux((root / "boot" / f"vmlinuz-{release}").read_bytes()))
+            vmlinuz = (root / "boot" / f"vmlinuz-{release}").read_bytes()
+            _atomic_write(vmlinux, extract_vmlinux(vmlinuz))
         busybox = _busybox()
         key = hashlib.sha256(INIT.encode() + busybox.read_bytes()).hexdigest()[:12]
         initrd = base / f"initrd-9p-{key}.cpio.gz"
