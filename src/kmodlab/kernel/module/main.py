@@ -389,10 +389,10 @@ def resolve_symbol(m, info: LoadInfo, mod: Module, name: str, extra=None):
     return sym
 
 
-def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[str]:
+def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[str, int, str]]:
     """Give every symbol its final value; report every unknown symbol, fail with the last error.
 
-    Returns the names of unknown symbols (for the user's reason)."""
+    Returns the resolved undefined symbols as (name, value, owner) for --explain."""
     import numpy as np
     sym = info.symtab
     shnum = info.hdr.shnum
@@ -407,6 +407,7 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[str]:
     special = np.flatnonzero(~defined)
     ret = 0
     unknown: list[str] = []
+    resolved: list[tuple[str, int, str]] = []
     strtab = info.strtab
     for i in special[special > 0].tolist():
         st_name, st_info, st_shndx = int(sym["st_name"][i]), int(sym["st_info"][i]), int(shndx[i])
@@ -422,6 +423,8 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[str]:
             ksym = resolve_symbol(m, info, mod, name, extra)
             if isinstance(ksym, FoundSymbol):
                 sym["st_value"][i] = ksym.value & 0xFFFFFFFFFFFFFFFF
+                resolved.append((name, ksym.value & 0xFFFFFFFFFFFFFFFF,
+                                 ksym.owner.name if ksym.owner else "vmlinux"))
                 continue
             if ksym is None and ((st_info >> 4) == elf.STB_WEAK or name == "_GLOBAL_OFFSET_TABLE_"):
                 continue
@@ -435,7 +438,7 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[str]:
     if ret:
         raise LoadError(ret, "simplify_symbols",
                         reason="; ".join(f"Unknown symbol {u}" for u in unknown) if unknown else "")
-    return unknown
+    return resolved
 
 
 def apply_relocations(m, info: LoadInfo, mod: Module) -> dict[int, int]:
@@ -638,22 +641,29 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
     try:
         info = LoadInfo(image=bytes(image), len=len(image), flags=flags, args=args)
         module_sig_check(m, info, flags)          # first: needs only the length, trims it
-        step("module_sig_check", sig_ok=info.sig_ok, elf_len=info.len)
+        step("module_sig_check", sig_ok=info.sig_ok, file_len=len(image), elf_len=info.len,
+             mangled=bool(flags & (MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC)))
         elf_validity_check(info)                  # ELF structure, before any section is trusted
-        step("elf_validity_check", sections=len(info.sechdrs))
+        step("elf_validity_check", sections=len(info.sechdrs), shoff=info.hdr.shoff)
         setup_load_info(m, info, flags)           # cache the interesting sections, find a name
         result.name = info.name
-        step("setup_load_info", name=info.name, this_module=info.index_mod)
+        step("setup_load_info", name=info.name, symtab=info.index_sym, this_module=info.index_mod,
+             versions=len(info.versions), percpu=info.index_pcpu,
+             modinfo=[f"{t}={v}" for t, v in info.modinfo if t in ("vermagic", "license", "depends")])
         blacklisted(m, info)
         rewrite_section_headers(info)
         mod = Module(name=this_module_name(info), filename="")
         result.name = mod.name
         version.check_modstruct_version(m, info, mod)   # module_layout CRC, before using mod
-        step("check_modstruct_version")
+        step("check_modstruct_version", kernel_crc=m.profile.exports["module_layout"].crc,
+             module_crc=next((c for c, n in info.versions if n == "module_layout"), None))
         layout_and_allocate(m, info, mod, flags)  # vermagic, taints, layout, move to final place
         undo.push(free_memory, m, mod)
         result.coresize, result.initsize = info.core.size, info.init.size
-        step("layout_and_allocate", core=info.core, init=info.init)
+        step("layout_and_allocate", vermagic=info.get_modinfo("vermagic"),
+             kernel_vermagic=m.profile.vermagic, core=info.core, init=info.init,
+             taints=mod.taints, sections=[(s.name, s.addr, s.size) for s in info.sechdrs
+                                          if s.flags & elf.SHF_ALLOC])
         add_unformed_module(m, mod)               # name reserved in the list (UNFORMED)
         undo.push(unlink_module, m, mod)
         mod.sig_ok = info.sig_ok
@@ -669,8 +679,8 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         undo.push(module_unload_free, m, mod)
         check_module_license_and_versions(m, info, mod, ms)
         setup_modinfo(info, mod)
-        unknown = simplify_symbols(m, info, mod, extra)   # every symbol gets its final value
-        step("simplify_symbols", unknown=unknown)
+        resolved = simplify_symbols(m, info, mod, extra)  # every symbol gets its final value
+        step("simplify_symbols", resolved=resolved, users_of=list(mod.target_list))
         counts = apply_relocations(m, info, mod)
         step("apply_relocations", counts=counts)
         post_relocation(m, info, mod)
@@ -683,9 +693,9 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         undo.push(coming_cleanup, m, mod)
         ctx = m.param_context(mod)
         parse_module_args(m, info, mod, ms, ctx)  # may run module code; the module is COMING
-        step("parse_args", args=args)
+        step("parse_args", args=args, params=[p.name for p in mod.params])
         mod_sysfs_setup(m, info, mod)
-        step("mod_sysfs_setup")
+        step("mod_sysfs_setup", state="COMING", events=["COMING"])
     except LoadError as e:
         for line in e.log:
             m.printk(e.level, line)
@@ -696,7 +706,8 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
     if not run_init:
         return result
     ret = do_init_module(m, mod, result, trace)
-    step("do_init_module", ret=ret)
+    step("do_init_module", ret=ret, init=mod.init_fn, calls=len(result.calls),
+         state="LIVE" if ret >= 0 else "GOING (freed)")
     result.ret = ret
     if ret < 0:
         result.step = "do_init_module"
