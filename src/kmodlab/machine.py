@@ -28,7 +28,7 @@ from pathlib import Path
 from .kernel.mm import (AddressSpace, Heap, PAGE_SIZE, PERCPU_BASE, PERCPU_MODULE_RESERVE,
                         PERCPU_STATIC_SIZE, Region)
 from .kernel.module.internal import KernelSymbol, Layout, Module, ParamInfo
-from .kernel.printk import KERN_INFO, LogRecord
+from .kernel.printk import KERN_INFO, KERN_WARNING, LogRecord
 
 STATE_VERSION = 1
 
@@ -90,7 +90,12 @@ class Machine:
             self.once.add(key)
             self.printk(level, text)
 
-    def add_taint(self, bit: int) -> None:
+    def add_taint(self, bit: int, unreliable: bool = False) -> None:
+        """kernel/panic.c add_taint: a taint that makes lock debugging unreliable
+        (LOCKDEP_NOW_UNRELIABLE) switches it off, saying so the first time."""
+        if unreliable and "debug_locks" not in self.once:
+            self.once.add("debug_locks")
+            self.printk(KERN_WARNING, "Disabling lock debugging due to kernel taint")
         self.taint |= 1 << bit
 
     def find_module(self, name: str, include_unformed: bool = False) -> Module | None:

@@ -173,8 +173,8 @@ def check_modinfo(m, info: LoadInfo, mod: Module, flags: int) -> None:
         add_taint_module(m, mod, TAINT_TEST)
 
 
-def add_taint_module(m, mod: Module, bit: int) -> None:
-    m.add_taint(bit)
+def add_taint_module(m, mod: Module, bit: int, unreliable: bool = False) -> None:
+    m.add_taint(bit, unreliable)
     mod.taints |= 1 << bit
 
 
@@ -187,7 +187,7 @@ def set_license(m, mod: Module, license: str | None) -> None:
     if not license_is_gpl_compatible(license):
         if not m.taint & (1 << TAINT_PROPRIETARY_MODULE):
             m.printk(KERN_WARNING, f"{mod.name}: module license '{license}' taints kernel.")
-        add_taint_module(m, mod, TAINT_PROPRIETARY_MODULE)
+        add_taint_module(m, mod, TAINT_PROPRIETARY_MODULE, unreliable=True)
 
 
 def module_enforce_rwx_sections(info: LoadInfo, mod: Module) -> None:
@@ -284,9 +284,9 @@ def find_module_sections(m, info: LoadInfo, mod: Module) -> ModSections:
 def check_module_license_and_versions(m, info: LoadInfo, mod: Module, ms: ModSections) -> None:
     prev = m.taint & (1 << TAINT_PROPRIETARY_MODULE)
     if mod.name == "ndiswrapper":
-        m.add_taint(TAINT_PROPRIETARY_MODULE)
+        m.add_taint(TAINT_PROPRIETARY_MODULE, unreliable=True)
     if mod.name in ("driverloader", "lve"):
-        add_taint_module(m, mod, TAINT_PROPRIETARY_MODULE)
+        add_taint_module(m, mod, TAINT_PROPRIETARY_MODULE, unreliable=True)
     if not prev and m.taint & (1 << TAINT_PROPRIETARY_MODULE):
         m.printk(KERN_WARNING, f"{mod.name}: module license taints kernel.")
     nsyms = info.sechdrs[ms.syms].size // KERNEL_SYMBOL.size if ms.syms else 0
@@ -768,13 +768,13 @@ def delete_module(m, name: str, flags: int, trace: bool = False) -> LoadResult:
     if mod.init_fn and not mod.exit_fn:
         forced = bool(flags & O_TRUNC)
         if forced:
-            m.add_taint(TAINT_FORCED_RMMOD)
+            m.add_taint(TAINT_FORCED_RMMOD, unreliable=True)
         else:
             result.ret, result.reason = -EBUSY, f"{name} has no exit function (permanent)"
             return result
     if mod.refcnt - MODULE_REF_BASE != 0:
         if flags & O_TRUNC:
-            m.add_taint(TAINT_FORCED_RMMOD)
+            m.add_taint(TAINT_FORCED_RMMOD, unreliable=True)
         else:
             result.ret, result.reason = -EWOULDBLOCK, f"{name} is in use (refcount {mod.module_refcount()})"
             return result

@@ -50,7 +50,7 @@ def try_to_force_load(m, mod: Module, reason: str) -> bool:
         return False
     if not m.taint & (1 << TAINT_FORCED_MODULE):
         m.printk(KERN_WARNING, f"{mod.name}: {reason}: kernel tainted.")
-    m.add_taint(TAINT_FORCED_MODULE)
+    m.add_taint(TAINT_FORCED_MODULE, unreliable=True)
     mod.taints |= 1 << TAINT_FORCED_MODULE
     return True
 
