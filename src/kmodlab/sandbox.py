@@ -51,6 +51,7 @@ class SandboxKernel:
         self.cred = Cred()
         self.trace = False
         self.run_init = True
+        self.placement: tuple[int, int] | None = None   # (core, init) bases for the next load
 
     @classmethod
     def open_default(cls) -> "SandboxKernel":
@@ -119,7 +120,8 @@ class SandboxKernel:
         from .kernel.module import main
         main.may_init_module(m, self.cred)
         main.copy_module_from_user(image)
-        return main.load_module(m, image, args, flags, run_init=self.run_init, trace=self.trace)
+        return main.load_module(m, image, args, flags, run_init=self.run_init, trace=self.trace,
+                                placement=self.placement)
 
     def init_module(self, image: bytes, args: str) -> SyscallResult:
         return self._syscall(lambda m: self._load(m, image, args, 0))
@@ -137,7 +139,8 @@ class SandboxKernel:
                                     reason="this kernel cannot decompress modules (no CONFIG_MODULE_DECOMPRESS)")
                 from .lib.file import decompress
                 image = decompress(image)
-            return main.load_module(m, image, args, flags, run_init=self.run_init, trace=self.trace)
+            return main.load_module(m, image, args, flags, run_init=self.run_init, trace=self.trace,
+                                    placement=self.placement)
         return self._syscall(call)
 
     def delete_module(self, name: str, flags: int) -> SyscallResult:

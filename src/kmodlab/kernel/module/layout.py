@@ -185,9 +185,14 @@ def region_name(mm, name: str, kind: str) -> str:
 
 
 def move_module(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: int,
-                name: str) -> tuple[str, str]:
+                name: str, placement: tuple[int, int] | None = None) -> tuple[str, str]:
     """Allocate core and init, copy every SHF_ALLOC section there, and point ``sh_addr`` at the
-    final address (NOBITS sections only get their address).  Returns the two region names."""
+    final address (NOBITS sections only get their address).  Returns the two region names.
+
+    ``placement`` = (core base, init base) puts the module where another kernel put it (to
+    compare its bytes with that kernel's memory); the bases must be free and page aligned."""
+    if placement is not None:
+        return _move_to(info, mm, used, name, placement)
     core_base = module_alloc(used, info.core.size, load_offset)
     if not core_base:
         raise LoadError(ENOMEM, "move_module")
@@ -203,6 +208,29 @@ def move_module(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: in
         init_name = region_name(mm, name, "init")
         init = mm.map(init_name, init_base, info.init.size).data
         info.init.base = init_base
+    _copy_sections(info, core, init)
+    return core_name, init_name
+
+
+def _move_to(info: LoadInfo, mm, used, name: str, placement: tuple[int, int]) -> tuple[str, str]:
+    core_base, init_base = placement
+    wanted = [(core_base, info.core.size)] + ([(init_base, info.init.size)] if info.init.size else [])
+    for base, size in wanted:
+        if base % PAGE_SIZE or not MODULES_VADDR <= base < MODULES_END or any(
+                base < b + page_align(s) and b < base + page_align(size) for b, s in used):
+            raise LoadError(ENOMEM, "move_module", reason=f"cannot place {name} at {base:#x}")
+    info.core.base, info.init.base = core_base, (init_base if info.init.size else 0)
+    core_name = region_name(mm, name, "core")
+    core = mm.map(core_name, core_base, info.core.size).data
+    init_name, init = "", None
+    if info.init.size:
+        init_name = region_name(mm, name, "init")
+        init = mm.map(init_name, init_base, info.init.size).data
+    _copy_sections(info, core, init)
+    return core_name, init_name
+
+
+def _copy_sections(info: LoadInfo, core: bytearray, init: bytearray | None) -> None:
     for s in info.sechdrs:
         if not s.flags & elf.SHF_ALLOC:
             continue
@@ -213,4 +241,3 @@ def move_module(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: in
         if s.type != elf.SHT_NOBITS and s.size:
             dst[off:off + s.size] = info.image[s.offset:s.offset + s.size]
         s.addr = base + off
-    return core_name, init_name

@@ -197,7 +197,7 @@ def module_enforce_rwx_sections(info: LoadInfo, mod: Module) -> None:
                             f"{mod.name}: section {s.name} (index {i}) has invalid WRITE|EXEC flags")
 
 
-def layout_and_allocate(m, info: LoadInfo, mod: Module, flags: int) -> None:
+def layout_and_allocate(m, info: LoadInfo, mod: Module, flags: int, placement=None) -> None:
     """Check modinfo, mark sections, compute the layout and move the sections to their home."""
     check_modinfo(m, info, mod, flags)
     module_enforce_rwx_sections(info, mod)
@@ -213,7 +213,7 @@ def layout_and_allocate(m, info: LoadInfo, mod: Module, flags: int) -> None:
     used = [(r.base, len(r.data)) for r in m.mm.regions.values()
             if MODULES_VADDR <= r.base < MODULES_END]
     mod.core_region, mod.init_region = layout.move_module(info, m.mm, used, m.module_load_offset,
-                                                          mod.name)
+                                                          mod.name, placement)
     mod.core = info.core
     mod.init_layout = info.init
     mod.module_addr = info.sechdrs[info.index_mod].addr
@@ -627,7 +627,7 @@ def do_init_module(m, mod: Module, result: LoadResult, trace: bool = False) -> i
 # ---------------------------------------------------------------------------------------------
 
 def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = True,
-                extra=None, trace: bool = False) -> LoadResult:
+                extra=None, trace: bool = False, placement=None) -> LoadResult:
     """The seed's load_module, in Linux 6.1's order.  Returns a LoadResult with ret 0 or -errno."""
     result = LoadResult()
     undo = Undo()
@@ -657,7 +657,7 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         version.check_modstruct_version(m, info, mod)   # module_layout CRC, before using mod
         step("check_modstruct_version", kernel_crc=m.profile.exports["module_layout"].crc,
              module_crc=next((c for c, n in info.versions if n == "module_layout"), None))
-        layout_and_allocate(m, info, mod, flags)  # vermagic, taints, layout, move to final place
+        layout_and_allocate(m, info, mod, flags, placement)  # vermagic, taints, layout, move
         undo.push(free_memory, m, mod)
         result.coresize, result.initsize = info.core.size, info.init.size
         step("layout_and_allocate", vermagic=info.get_modinfo("vermagic"),
