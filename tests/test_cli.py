@@ -142,3 +142,27 @@ def test_bad_usage_has_no_traceback(machine_dir):
     assert p.stderr.startswith("cat: /proc/nonexistent:")
     p = km("insmod", EX / "Makefile", check=1)
     assert "Invalid module format" in p.stderr
+
+
+def test_modules_disabled_and_sig_enforce(machine_dir):
+    """modules_disabled accepts only 1 and then every module syscall is EPERM; sig_enforce is
+    bool_enable_only: N→Y works, Y→N is EROFS, and unsigned loads are then EKEYREJECTED."""
+    km("insmod", EX / "hello.ko", check=0)
+    km("write", "/sys/module/hello/parameters/who", "kernel", check=0)
+    # charp keeps the newline echo wrote, as param_set_charp does
+    assert km("cat", "/sys/module/hello/parameters/who").stdout == "kernel\n\n"
+    km("write", "-n", "/sys/module/hello/parameters/who", "kernel", check=0)
+    assert km("cat", "/sys/module/hello/parameters/who").stdout == "kernel\n"
+    p = km("write", "/sys/module/hello/parameters/values", "1", check=1)
+    assert "Permission denied" in p.stderr                        # 0444
+    km("write", "/sys/module/module/parameters/sig_enforce", "Y", check=0)
+    p = km("write", "/sys/module/module/parameters/sig_enforce", "N", check=1)
+    assert "Read-only file system" in p.stderr
+    p = km("insmod", EX / "failing_init.ko", check=1)
+    assert "Key was rejected by service" in p.stderr
+    assert "Loading of unsigned module is rejected" in p.stderr
+    p = km("write", "/proc/sys/kernel/modules_disabled", "0", check=1)
+    assert "Invalid argument" in p.stderr
+    km("write", "/proc/sys/kernel/modules_disabled", "1", check=0)
+    p = km("rmmod", "hello", check=1)
+    assert "could not remove module hello: Operation not permitted" in p.stderr

@@ -179,6 +179,14 @@ class LiveKernel:
     def listdir(self, path: str) -> list[str]:
         return os.listdir(path)                 # readdir order, unsorted
 
+    def write(self, path: str, data: bytes) -> int:
+        """One write(2) to a /proc or /sys file (as `echo VALUE > PATH`)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            return os.write(fd, data)
+        finally:
+            os.close(fd)
+
     def exists(self, path: str) -> bool:
         return os.path.lexists(path)
 

@@ -147,7 +147,9 @@ class SandboxKernel:
         def call(m: Machine):
             from .kernel.module import main
             if not self.cred.cap_sys_module or m.modules_disabled:
-                raise LoadError(EPERM, "delete_module", reason="Operation not permitted")
+                raise LoadError(EPERM, "delete_module",
+                                reason="removing modules needs CAP_SYS_MODULE"
+                                if not self.cred.cap_sys_module else "modules_disabled is set")
             return main.delete_module(m, name, flags, self.trace)
         return self._syscall(call)
 
@@ -159,6 +161,10 @@ class SandboxKernel:
     def listdir(self, path: str) -> list[str]:
         with self.session(write=False) as m:
             return list_kernel_dir(m, path)
+
+    def write(self, path: str, data: bytes) -> int:
+        with self.session(write=True) as m:
+            return write_kernel_file(m, path, data)
 
     def exists(self, path: str) -> bool:
         try:
@@ -236,6 +242,45 @@ def read_kernel_file(m: Machine, path: str) -> bytes:
     if p in ("/proc", "/sys", "/sys/module"):
         raise OSError(E.EISDIR, p)
     raise OSError(E.ENOENT, f"{p}: the sandbox kernel has no such file")
+
+
+def write_kernel_file(m: Machine, path: str, data: bytes) -> int:
+    """The writable files: modules_disabled (only 1, once), sig_enforce (bool_enable_only:
+    N → Y), and module parameters with a write bit (through their ops' set)."""
+    p = os.path.normpath(path)
+    text = data.decode("latin-1")
+    if p == "/proc/sys/kernel/modules_disabled":
+        # proc_dointvec_minmax with min = max = 1: only 1 is accepted; 0 → EINVAL
+        try:
+            v = int(text.strip())
+        except ValueError:
+            raise OSError(EINVAL, p)
+        if v != 1:
+            raise OSError(EINVAL, f"{p}: only 1 may be written (modules stay disabled until reboot)")
+        m.modules_disabled = 1
+        return len(data)
+    if p == "/sys/module/module/parameters/sig_enforce":
+        from .kernel.params import kstrtobool
+        err, val = kstrtobool(text)
+        if err:
+            raise OSError(-err, p)
+        if not val and m.sig_enforce:
+            raise OSError(E.EROFS, p)
+        m.sig_enforce = m.sig_enforce or bool(val)
+        return len(data)
+    parts = p.split("/")
+    if len(parts) == 6 and parts[1:3] == ["sys", "module"] and parts[4] == "parameters":
+        mod = m.find_module(parts[3])
+        if mod is not None:
+            from .kernel import params
+            for prm in mod.params:
+                if prm.name == parts[5]:
+                    return params.param_sysfs_write(m.param_context(mod), prm, data)
+    try:
+        read_kernel_file(m, path)
+    except OSError:
+        raise
+    raise OSError(E.EACCES, f"{p}: not writable")
 
 
 def list_kernel_dir(m: Machine, path: str) -> list[str]:

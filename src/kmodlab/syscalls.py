@@ -47,6 +47,9 @@ class Kernel(Protocol):
 
     def exists(self, path: str) -> bool: ...
 
+    def write(self, path: str, data: bytes) -> int:
+        """One write(2) to a /proc or /sys file; raises OSError(errno) as write would."""
+
     def dmesg(self) -> list[str]:
         """The kernel log as dmesg prints it ('[    1.234567] text')."""
 

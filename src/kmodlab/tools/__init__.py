@@ -20,6 +20,7 @@ COMMANDS = {
     "depmod": "Generate modules.dep and map files",
     "dmesg": "Show the sandbox kernel's log",
     "cat": "Read a file of the kernel's /proc or /sys",
+    "write": "Write a value to a kernel /proc or /sys file (echo VALUE > PATH)",
     "check": "Would these modules load? (load_module up to relocation, no init)",
     "kernel": "Import, list and show kernel profiles",
     "machine": "Show or reset the sandbox machine",

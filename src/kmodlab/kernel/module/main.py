@@ -69,7 +69,7 @@ def may_init_module(m, cred) -> None:
     """CAP_SYS_MODULE in the initial namespace, and modules_disabled must be 0."""
     if not cred.cap_sys_module or m.modules_disabled:
         raise LoadError(EPERM, "may_init_module",
-                        reason="Operation not permitted: loading modules needs CAP_SYS_MODULE"
+                        reason="loading modules needs CAP_SYS_MODULE"
                         if not cred.cap_sys_module else "modules_disabled is set")
 
 
