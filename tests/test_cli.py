@@ -166,3 +166,16 @@ def test_modules_disabled_and_sig_enforce(machine_dir):
     km("write", "/proc/sys/kernel/modules_disabled", "1", check=0)
     p = km("rmmod", "hello", check=1)
     assert "could not remove module hello: Operation not permitted" in p.stderr
+
+
+@pytest.mark.parametrize("kind", ["xz", "zstd", "gzip"])
+def test_compressed_module(machine_dir, tmp_path, kind):
+    """kmod 30 decompresses in user space (by magic, not name) and uses init_module: the
+    Debian 6.1 kernel has no /sys/module/compression, so nothing is handed over compressed."""
+    from kmodlab.lib.file import compress
+    ext = {"xz": ".ko.xz", "zstd": ".ko.zst", "gzip": ".ko.gz"}[kind]
+    f = tmp_path / f"hello{ext}"
+    f.write_bytes(compress((EX / "hello.ko").read_bytes(), kind))
+    km("insmod", f, f"who={kind}", check=0)
+    assert f"hello: hello, {kind}!" in dmesg_texts()
+    km("rmmod", "hello", check=0)

@@ -11,7 +11,8 @@ import os
 import sys
 
 from ..errors import ENOSYS, strerror
-from ..kernel.module.internal import MODULE_INIT_IGNORE_MODVERSIONS, MODULE_INIT_IGNORE_VERMAGIC
+from ..kernel.module.internal import (MODULE_INIT_COMPRESSED_FILE, MODULE_INIT_IGNORE_MODVERSIONS,
+                                      MODULE_INIT_IGNORE_VERMAGIC)
 from ..lib.args import options_from_array
 from ..lib.file import ModuleFileError, read_module
 from ..syscalls import get_kernel
@@ -78,6 +79,11 @@ def main(argv: list[str]) -> int:
         if not res.ok and res.errno == ENOSYS:
             from ..lib.strip import strip_for_force
             res = kernel.init_module(strip_for_force(mf.data) if opts.force else mf.data, args)
+    elif kernel_decompresses(kernel, mf.compression):
+        # the kernel announces in-kernel decompression for this format (Linux ≥ 6.4 with
+        # CONFIG_MODULE_DECOMPRESS): hand it the file as it is, like kmod ≥ 31
+        res = kernel.finit_module(os.path.abspath(opts.filename), args,
+                                  flags | MODULE_INIT_COMPRESSED_FILE)
     else:
         image = mf.data
         if opts.force:
@@ -104,6 +110,14 @@ def main(argv: list[str]) -> int:
         log_reason(why(res))
         return 1
     return 0
+
+
+def kernel_decompresses(kernel, compression: str) -> bool:
+    """/sys/module/compression names the one format the kernel decompresses itself."""
+    try:
+        return kernel.read("/sys/module/compression").decode().strip() == compression
+    except OSError:
+        return False
 
 
 def why(res) -> list[str]:
