@@ -49,95 +49,109 @@ def _first_error(errors: list[tuple[int, tuple[str, ...]]]) -> None:
         raise RelocError(*min(errors)[1])
 
 
-def apply_relocate_add(mm, info, relsec: int, modname: str) -> dict[int, int]:
-    """Apply RELA section ``relsec`` to its target section in module memory.
+def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, int]:
+    """Apply the RELA sections ``relsecs`` (in section order) to their targets in module memory.
 
-    Preconditions: symbols simplified (``info.symtab`` holds final values), sections moved
-    (``sh_addr`` final).  Returns {type: count}.  Raises RelocError with the kernel's log lines
-    for the first failing entry, in table order, as the kernel's sequential loop would.
+    All entries of all sections are computed at once; the first failing entry, in the order of
+    the kernel's loops (section, then entry), decides the error.  Preconditions: symbols
+    simplified (``info.symtab`` holds final values), sections moved (``sh_addr`` final).
+    Returns {type: count}.  Raises RelocError with the kernel's log lines.
     """
     import numpy as np
-    sec = info.sechdrs[relsec]
-    target = info.sechdrs[sec.info]
-    rela = elf.relocations(info.image, sec)
-    if len(rela) == 0:
+    parts = []
+    for i in relsecs:
+        sec = info.sechdrs[i]
+        target = info.sechdrs[sec.info]
+        rela = elf.relocations(info.image, sec)
+        if len(rela) == 0:
+            continue
+        region = mm.find(target.addr, max(target.size, 1))
+        if region is None:
+            raise RelocError(f"{modname}: relocation target section {target.name} is not mapped")
+        parts.append((i, sec, target, rela, region))
+    if not parts:
         return {}
-    region = mm.find(target.addr, max(target.size, 1))
-    if region is None:
-        raise RelocError(f"{modname}: relocation target section {target.name} is not mapped")
-    mem = np.frombuffer(region.data, dtype=np.uint8)     # a writable view of module memory
-    secoff = target.addr - region.base
+    regions = []
+    for p in parts:
+        if all(p[4] is not r for r in regions):
+            regions.append(p[4])
+    n = [len(p[3]) for p in parts]
+    rela = np.concatenate([p[3] for p in parts]) if len(parts) > 1 else parts[0][3]
+    secoff = np.repeat(np.array([p[2].addr - p[4].base for p in parts], dtype=np.int64), n)
+    tsize = np.repeat(np.array([p[2].size for p in parts], dtype=np.int64), n)
+    taddr = np.repeat(np.array([p[2].addr for p in parts], dtype=np.uint64), n)
+    regid = np.repeat(np.array([next(k for k, r in enumerate(regions) if r is p[4]) for p in parts]), n)
     offs = rela["r_offset"].astype(np.int64)
     types = (rela["r_info"] & 0xFFFFFFFF).astype(np.int64)
     symidx = (rela["r_info"] >> 32).astype(np.int64)
     if symidx.max(initial=0) >= len(info.symtab):
         raise RelocError(f"{modname}: relocation refers to symbol {int(symidx.max())} of {len(info.symtab)}")
-    S = info.symtab["st_value"][symidx]
-    val = S + rela["r_addend"].view(np.uint64)            # u64 arithmetic wraps, like C
-    P = np.uint64(target.addr) + offs.astype(np.uint64)
-    counts = {int(t): int(n) for t, n in zip(*np.unique(types, return_counts=True))}
+    val = info.symtab["st_value"][symidx] + rela["r_addend"].view(np.uint64)   # u64 wraps, like C
+    P = taddr + offs.astype(np.uint64)
+    counts = {int(t): int(c) for t, c in zip(*np.unique(types, return_counts=True))}
     errors: list[tuple[int, tuple[str, ...]]] = []
 
-    unknown = np.flatnonzero(~np.isin(types, list(RELOCATIONS)))
+    widths = np.full(len(rela), -1, dtype=np.int64)
+    for t, (w, _) in RELOCATIONS.items():
+        widths[types == t] = w
+    unknown = np.flatnonzero(widths < 0)
     if len(unknown):
         i = int(unknown[0])
         errors.append((i, (f"module: {modname}: Unknown rela relocation: {int(types[i])}",)))
-
-    # Overlapping targets would see each other's writes: keep the kernel's sequential semantics.
-    widths = np.zeros(len(rela), dtype=np.int64)
-    for t, (w, _) in RELOCATIONS.items():
-        widths[types == t] = w
     live = np.flatnonzero(widths > 0)
-    order = live[np.argsort(offs[live], kind="stable")]
-    if len(order) > 1 and np.any(offs[order][1:] < offs[order][:-1] + widths[order][:-1]):
-        return _apply_sequential(mm, info, relsec, modname, region, secoff, counts)
-
-    if len(live) and (offs[live].min() < 0 or (offs[live] + widths[live]).max() > target.size):
-        bad = live[(offs[live] < 0) | (offs[live] + widths[live] > target.size)]
-        i = int(bad[0])
-        errors.append((i, (f"module: {modname}: relocation {i} of {sec.name} at {int(offs[i]):#x} "
-                           f"is outside {target.name}",)))
+    outside = live[(offs[live] < 0) | (offs[live] + widths[live] > tsize[live])]
+    if len(outside):
+        i = int(outside[0])
+        errors.append((i, (f"module: {modname}: relocation at {int(offs[i]):#x} lies outside "
+                           "its target section",)))
         _first_error(errors)
+    # Overlapping targets would see each other's writes: keep the kernel's sequential semantics.
+    key = regid[live] * (1 << 48) + secoff[live] + offs[live]
+    order = np.argsort(key, kind="stable")
+    if len(order) > 1 and np.any(key[order][1:] < key[order][:-1] + widths[live][order][:-1]):
+        for i, *_ in parts:
+            _apply_sequential(mm, info, i, modname)
+        return counts
 
-    for t, (w, pcrel) in RELOCATIONS.items():
-        sel = np.flatnonzero(types == t)
-        if not len(sel) or w == 0:
-            continue
-        v = val[sel] - P[sel] if pcrel else val[sel]
-        pos = secoff + offs[sel]
-        idx = pos[:, None] + np.arange(w)[None, :]
-        old = mem[idx]
-        nonzero = np.flatnonzero(old.any(axis=1))
-        if len(nonzero):
-            i = int(sel[nonzero[0]])
-            existing_val = int(val[i])           # printed before P is subtracted
-            errors.append((i, ("module: x86/modules: Skipping invalid relocation target, existing "
-                               f"value is nonzero for type {t}, loc {int(P[i]):016x}, "
-                               f"val {existing_val & MASK64:x}",)))
-            continue
-        if t in (R_X86_64_32, R_X86_64_32S):
-            low = v & np.uint64(0xFFFFFFFF)
-            if t == R_X86_64_32:
-                bad = np.flatnonzero(low != v)
-            else:
-                sext = low.astype(np.int64)
-                sext = np.where(sext >= 2**31, sext - 2**32, sext)
-                bad = np.flatnonzero(sext.astype(np.int64) != v.view(np.int64))
-            if len(bad):
-                i = int(sel[bad[0]])
-                errors.append((i, (f"module: overflow in relocation type {t} val {int(val[i]):x}",
-                                   f"module: `{modname}' likely not compiled with -mcmodel=kernel")))
-        le = v.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :w]
-        mem[idx] = le
+    for r, region in enumerate(regions):
+        mem = np.frombuffer(region.data, dtype=np.uint8)     # a writable view of module memory
+        inreg = regid == r
+        for t, (w, pcrel) in RELOCATIONS.items():
+            sel = np.flatnonzero((types == t) & inreg)
+            if not len(sel) or w == 0:
+                continue
+            v = val[sel] - P[sel] if pcrel else val[sel]
+            idx = (secoff[sel] + offs[sel])[:, None] + np.arange(w)[None, :]
+            nonzero = np.flatnonzero(mem[idx].any(axis=1))
+            if len(nonzero):
+                i = int(sel[nonzero[0]])
+                errors.append((i, ("module: x86/modules: Skipping invalid relocation target, existing "
+                                   f"value is nonzero for type {t}, loc {int(P[i]):016x}, "
+                                   f"val {int(val[i]):x}",)))     # val before P is subtracted
+                continue
+            if t in (R_X86_64_32, R_X86_64_32S):
+                low = v & np.uint64(0xFFFFFFFF)
+                if t == R_X86_64_32:
+                    bad = np.flatnonzero(low != v)
+                else:
+                    sext = low.astype(np.int64)
+                    sext = np.where(sext >= 2**31, sext - 2**32, sext)
+                    bad = np.flatnonzero(sext != v.view(np.int64))
+                if len(bad):
+                    i = int(sel[bad[0]])
+                    errors.append((i, (f"module: overflow in relocation type {t} val {int(val[i]):x}",
+                                       f"module: `{modname}' likely not compiled with -mcmodel=kernel")))
+            mem[idx] = v.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :w]
     _first_error(errors)
     return counts
 
 
-def _apply_sequential(mm, info, relsec, modname, region, secoff, counts) -> dict[int, int]:
-    """The kernel's loop, entry by entry (only for sections whose targets overlap)."""
+def _apply_sequential(mm, info, relsec: int, modname: str) -> None:
+    """The kernel's loop, entry by entry (only used when targets overlap)."""
     sec = info.sechdrs[relsec]
     target = info.sechdrs[sec.info]
-    data = region.data
+    region = mm.find(target.addr, max(target.size, 1))
+    data, secoff = region.data, target.addr - region.base
     for off, rinfo, addend in elf.relocations(info.image, sec).tolist():
         t, si = rinfo & 0xFFFFFFFF, rinfo >> 32
         val = (int(info.symtab["st_value"][si]) + addend) & MASK64
@@ -158,4 +172,3 @@ def _apply_sequential(mm, info, relsec, modname, region, secoff, counts) -> dict
                 (v - (1 << 64) if v >> 63 else v):
             raise RelocError(f"module: overflow in relocation type {t} val {val:x}",
                              f"module: `{modname}' likely not compiled with -mcmodel=kernel")
-    return counts

@@ -442,24 +442,31 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[s
 
 
 def apply_relocations(m, info: LoadInfo, mod: Module) -> dict[int, int]:
-    """Every RELA section whose target is allocated, through the arch's apply_relocate_add."""
+    """Every RELA section whose target is allocated, through the arch's apply_relocate_add;
+    the first failure (in section order) stops the load."""
     from ...arch.x86_64.module import RelocError, apply_relocate_add
-    counts: dict[int, int] = {}
+    rela: list[int] = []
+    refused = None
     for i, s in enumerate(info.sechdrs[1:], 1):
         t = s.info
         if t >= info.hdr.shnum or not info.sechdrs[t].flags & elf.SHF_ALLOC:
             continue
         if s.flags & elf.SHF_RELA_LIVEPATCH:
-            raise LoadError(ENOEXEC, "apply_relocations", reason="livepatch relocations are not supported")
-        if s.type == elf.SHT_REL:
-            raise LoadError(ENOEXEC, "apply_relocations", f"module {mod.name}: REL relocation unsupported")
-        if s.type != elf.SHT_RELA:
-            continue
-        try:
-            for typ, n in apply_relocate_add(m.mm, info, i, mod.name).items():
-                counts[typ] = counts.get(typ, 0) + n
-        except RelocError as e:
-            raise LoadError(ENOEXEC, "apply_relocate_add", *e.log)
+            refused = LoadError(ENOEXEC, "apply_relocations",
+                                reason="livepatch relocations are not supported")
+        elif s.type == elf.SHT_REL:
+            refused = LoadError(ENOEXEC, "apply_relocations",
+                                f"module {mod.name}: REL relocation unsupported")
+        elif s.type == elf.SHT_RELA:
+            rela.append(i)
+        if refused:
+            break
+    try:
+        counts = apply_relocate_add(m.mm, info, rela, mod.name)
+    except RelocError as e:
+        raise LoadError(ENOEXEC, "apply_relocate_add", *e.log)
+    if refused:
+        raise refused
     return counts
 
 
