@@ -120,8 +120,9 @@ class Machine:
         for mod in self.modules:
             if mod.core.base <= addr < mod.core.base + mod.core.size or \
                     (mod.init_layout.size and mod.init_layout.base <= addr < mod.init_layout.base + mod.init_layout.size):
+                from .kernel.module.kallsyms import module_symbols
                 best = None
-                for value, _t, name in mod.kallsyms:
+                for value, _t, name in module_symbols(self.mm, mod):
                     if value <= addr and (best is None or value > best[0]):
                         best = (value, name)
                 if best:
@@ -194,7 +195,6 @@ class Machine:
             md["syms"] = [KernelSymbol(**s) for s in md["syms"]]
             md["params"] = [ParamInfo(**p) for p in md["params"]]
             md["notes"] = {k: dec(v) for k, v in md["notes"].items()}
-            md["kallsyms"] = [tuple(k) for k in md["kallsyms"]]
             return Module(**md)
 
         m = cls(profile_name=d["profile_name"])

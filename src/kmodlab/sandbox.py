@@ -223,7 +223,7 @@ def read_kernel_file(m: Machine, path: str) -> bytes:
     if p == "/proc/modules":
         return procfs.proc_modules(m.modules).encode()
     if p == "/proc/kallsyms":
-        return procfs.proc_kallsyms(m.modules).encode()
+        return procfs.proc_kallsyms(m.mm, m.modules).encode()
     if p == "/proc/sys/kernel/tainted":
         return f"{m.taint}\n".encode()
     if p == "/proc/sys/kernel/modules_disabled":

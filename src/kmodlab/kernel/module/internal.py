@@ -160,7 +160,7 @@ class Module:
     params: list[ParamInfo] = field(default_factory=list)
     sections: dict[str, int] = field(default_factory=dict)   # sysfs sections/<name> → address
     notes: dict[str, bytes] = field(default_factory=dict)
-    kallsyms: list[tuple[int, str, str]] = field(default_factory=list)  # (addr, type, name) core
+    kallsyms: dict[str, list[int]] = field(default_factory=dict)  # "init"/"core" → [symtab, n, strtab, typetab]
     args: str = ""
     version: str | None = None
     srcversion: str | None = None

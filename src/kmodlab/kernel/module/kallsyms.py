@@ -1,36 +1,47 @@
-"""Module kallsyms (kernel/module/kallsyms.c): the full symtab in init memory, and the
-reduced copy kept in core after init (core symbols, renumbered names, a type char each)."""
+"""Module kallsyms (kernel/module/kallsyms.c): the full symtab in init memory, and the reduced
+copy kept in core after init (core symbols, renumbered names, a type char each).
+
+The tables live in module memory, as in the kernel; ``Module.kallsyms`` records only where
+(symtab, count, strtab, typetab).  :func:`module_symbols` reads them back for /proc/kallsyms
+and for naming addresses in oops reports and traces.
+"""
 from __future__ import annotations
 
 import struct
 
 from ... import elf
 from .internal import LoadInfo, Module
-from .layout import INIT_OFFSET_MASK, core_symbol_mask
+from .layout import INIT_OFFSET_MASK, core_symbol_mask, strlens
 
 SHN_LORESERVE = 0xFF00
 
 
-def elf_type(st_info: int, shndx: int, info: LoadInfo) -> str:
-    """The nm-style letter kallsyms shows for a module symbol."""
-    if st_info >> 4 == elf.STB_WEAK:
-        return "v" if st_info & 0xF == elf.STT_OBJECT else "w"
-    if shndx == elf.SHN_UNDEF:
-        return "U"
-    if shndx == elf.SHN_ABS or (info.index_pcpu and shndx == info.index_pcpu):
-        return "a"
-    if shndx >= SHN_LORESERVE:
-        return "?"
-    s = info.sechdrs[shndx]
-    if s.flags & elf.SHF_EXECINSTR:
-        return "t"
-    if s.flags & elf.SHF_ALLOC and s.type != elf.SHT_NOBITS:
-        return "d" if s.flags & elf.SHF_WRITE else "r"
-    if s.type == elf.SHT_NOBITS:
-        return "b"
-    if s.name.startswith(".debug"):
-        return "n"
-    return "?"
+def elf_types(info: LoadInfo):
+    """The nm-style letter of every symbol (elf_type), computed for the whole table at once:
+    w/v weak, U undefined, a absolute or per-CPU, t text, r rodata, d data, b bss, n debug, ?."""
+    import numpy as np
+    sym = info.symtab
+    shnum = len(info.sechdrs)
+    per_sec = np.full(shnum + 1, ord("?"), dtype=np.uint8)
+    for i, s in enumerate(info.sechdrs):
+        if s.flags & elf.SHF_EXECINSTR:
+            per_sec[i] = ord("t")
+        elif s.flags & elf.SHF_ALLOC and s.type != elf.SHT_NOBITS:
+            per_sec[i] = ord("d") if s.flags & elf.SHF_WRITE else ord("r")
+        elif s.type == elf.SHT_NOBITS:
+            per_sec[i] = ord("b")
+        elif s.name.startswith(".debug"):
+            per_sec[i] = ord("n")
+    shndx = sym["st_shndx"].astype(np.int64)
+    out = per_sec[np.minimum(shndx, shnum)]
+    out[shndx >= SHN_LORESERVE] = ord("?")
+    out[(shndx == elf.SHN_ABS) | ((shndx == info.index_pcpu) & (info.index_pcpu != 0))] = ord("a")
+    out[shndx == elf.SHN_UNDEF] = ord("U")
+    weak = (sym["st_info"] >> 4) == elf.STB_WEAK
+    obj = (sym["st_info"] & 0xF) == elf.STT_OBJECT
+    out[weak & obj] = ord("v")
+    out[weak & ~obj] = ord("w")
+    return out
 
 
 def add_kallsyms(mm, info: LoadInfo, mod: Module) -> None:
@@ -39,38 +50,49 @@ def add_kallsyms(mm, info: LoadInfo, mod: Module) -> None:
     import numpy as np
     sym = info.symtab
     symsec, strsec = info.sechdrs[info.index_sym], info.sechdrs[info.index_str]
+    types = elf_types(info)
+    init_base, core_base = info.init.base, info.core.base
+    init_typetab = init_base + info.init_typeoffs
     mm.write(symsec.addr, sym.tobytes())
-    shndx, st_info = sym["st_shndx"].tolist(), sym["st_info"].tolist()
-    types = [elf_type(st_info[i], shndx[i], info) for i in range(len(sym))]
-    init_base = info.init.base
     mm.write(init_base + info.mod_kallsyms_init_off,
-             struct.pack("<QIIQQ", symsec.addr, len(sym), 0, strsec.addr, init_base + info.init_typeoffs)[:32])
-    mm.write(init_base + info.init_typeoffs, "".join(types).encode("latin-1"))
+             struct.pack("<QI4xQQ", symsec.addr, len(sym), strsec.addr, init_typetab))
+    mm.write(init_typetab, types.tobytes())
 
-    mask = core_symbol_mask(info)
-    keep = np.flatnonzero(mask).tolist()
-    dst = sym[mask].copy()
+    keep = np.flatnonzero(core_symbol_mask(info))
+    dst = sym[keep].copy()
     strtab = info.strtab
-    names, out = [], bytearray()
-    for k, i in enumerate(keep):
-        nm = elf.cstring(strtab, int(sym["st_name"][i])) if sym["st_name"][i] < len(strtab) else ""
-        dst["st_name"][k] = len(out)
-        out += nm.encode("latin-1") + b"\0"
-        names.append(nm)
-    core_base = info.core.base
+    offs = sym["st_name"][keep].astype(np.int64)
+    lens = strlens(strtab, offs)
+    dst["st_name"] = np.concatenate(([0], np.cumsum(lens + 1)[:-1])).astype(np.uint32)
+    names = b"".join(strtab[o:o + n] + b"\0" for o, n in zip(offs.tolist(), lens.tolist()))
     mm.write(core_base + info.symoffs, dst.tobytes())
-    mm.write(core_base + info.stroffs, bytes(out[:info.core_typeoffs - info.stroffs]))
-    mm.write(core_base + info.core_typeoffs, "".join(types[i] for i in keep).encode("latin-1"))
-    # While the module initialises, kallsyms reads the full table (init symbols included);
-    # do_init_module keeps the core ones.
-    values = sym["st_value"].tolist()
-    full = []
-    for i in range(1, len(sym)):
-        if types[i] in "U?n" or not sym["st_name"][i] or int(shndx[i]) == elf.SHN_UNDEF:
+    mm.write(core_base + info.stroffs, names[:info.core_typeoffs - info.stroffs])
+    mm.write(core_base + info.core_typeoffs, types[keep].tobytes())
+    mod.kallsyms = {"init": [symsec.addr, len(sym), strsec.addr, init_typetab],
+                    "core": [core_base + info.symoffs, len(keep), core_base + info.stroffs,
+                             core_base + info.core_typeoffs]}
+
+
+def module_symbols(mm, mod: Module) -> list[tuple[int, str, str]]:
+    """(address, type, name) of the module's symbols as kallsyms shows them now: the full table
+    while the module initialises, the core copy afterwards (unnamed, section and file symbols
+    are skipped, as kallsyms skips them)."""
+    which = "init" if mod.init_layout.size and "init" in mod.kallsyms else "core"
+    if which not in mod.kallsyms:
+        return []
+    symtab, num, strtab, typetab = mod.kallsyms[which]
+    try:
+        raw = mm.read(symtab, num * elf.SYM.size)
+        types = mm.read(typetab, num)
+    except Exception:
+        return []
+    out = []
+    for i, (st_name, st_info, _o, shndx, value, _size) in enumerate(elf.SYM.iter_unpack(raw)):
+        if not i or not st_name or types[i] in b"U" or st_info & 0xF in (elf.STT_SECTION, elf.STT_FILE):
             continue
-        if st_info[i] & 0xF in (elf.STT_SECTION, elf.STT_FILE):
+        try:
+            name = mm.read_cstr(strtab + st_name, 512).decode("latin-1")
+        except Exception:
             continue
-        nm = elf.cstring(strtab, int(sym["st_name"][i])) if sym["st_name"][i] < len(strtab) else ""
-        if nm:
-            full.append((values[i], types[i], nm))
-    mod.kallsyms = full
+        out.append((value, chr(types[i]), name))
+    return out

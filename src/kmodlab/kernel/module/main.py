@@ -624,8 +624,7 @@ def do_init_module(m, mod: Module, result: LoadResult, trace: bool = False) -> i
     mod.refcnt -= 1                         # module_put of the init reference
     m.mm.unmap(mod.init_region)
     mod.init_region = ""
-    core_end = mod.core.base + mod.core.size   # kallsyms switches to the core copy
-    mod.kallsyms = [k for k in mod.kallsyms if mod.core.base <= k[0] < core_end or k[1] == "a"]
+    mod.kallsyms.pop("init", None)             # kallsyms switches to the core copy
     mod.init_layout = Layout()
     mod.sections = {k: v for k, v in mod.sections.items()}   # sysfs keeps stale .init.* entries
     return 0

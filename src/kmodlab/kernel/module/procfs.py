@@ -33,10 +33,11 @@ def proc_modules(modules: list[Module], show_addr: bool = True) -> str:
     return "".join(proc_modules_line(m, show_addr) for m in modules if m.state != MODULE_STATE_UNFORMED)
 
 
-def proc_kallsyms(modules: list[Module]) -> str:
+def proc_kallsyms(mm, modules: list[Module]) -> str:
     """The module part of /proc/kallsyms: 'address type name\\t[module]'."""
+    from .kallsyms import module_symbols
     out = []
     for mod in modules:
-        for value, typ, name in mod.kallsyms:
+        for value, typ, name in module_symbols(mm, mod):
             out.append(f"{value:016x} {typ} {name}\t[{mod.name}]\n")
     return "".join(out)
