@@ -86,6 +86,8 @@ class LoadInfo:
     index_vers: int = 0
     index_info: int = 0
     index_pcpu: int = 0
+    versions: list = field(default_factory=list)      # __versions entries (crc, name)
+    version_of: dict = field(default_factory=dict)    # name → crc of its first entry
     symtab: Any = None                # numpy Elf64_Sym array, simplified in place
     strtab: bytes = b""
     # layout results (kernel stores them in core_layout/init_layout)

@@ -116,6 +116,9 @@ def setup_load_info(m, info: LoadInfo, flags: int) -> None:
     strsec = secs[info.index_str]
     info.strtab = info.image[strsec.offset:strsec.offset + strsec.size]
     info.versions = version.versions_table(info)
+    info.version_of = {}
+    for crc, name in info.versions:
+        info.version_of.setdefault(name, crc)
 
 
 def this_module_name(info: LoadInfo) -> str:

@@ -31,9 +31,8 @@ def check_version(m, info: LoadInfo, symname: str, mod: Module, crc: int | None)
         return True
     if not info.index_vers:
         return try_to_force_load(m, mod, symname)
-    for vcrc, vname in info.versions:
-        if vname != symname:
-            continue
+    vcrc = info.version_of.get(symname)        # the first entry of that name, as the linear search
+    if vcrc is not None:
         if vcrc == crc:                         # unsigned long vs zero-extended u32, as in C
             return True
         m.printk(KERN_WARNING, f"{info.name}: disagrees about version of symbol {symname}")
