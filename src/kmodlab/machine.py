@@ -66,14 +66,20 @@ class Machine:
 
     # -- boot ----------------------------------------------------------------------------------
     @classmethod
-    def boot(cls, profile_name: str, seed: int | None = None) -> "Machine":
+    def boot(cls, profile_name: str, seed: int | None = None, profile=None) -> "Machine":
+        """A freshly booted machine; with ``profile`` it is attached and named in the banner."""
         rnd = random.Random(seed)
         m = cls(profile_name=profile_name, boot_id=f"{rnd.getrandbits(64):016x}")
         # x86-64 with KASLR: module_load_offset is a random whole number of pages in [1, 1024],
         # chosen once per boot (arch/x86/kernel/module.c).
         m.module_load_offset = rnd.randint(1, 1024) * PAGE_SIZE
         m.mm.map("percpu", PERCPU_BASE, PERCPU_STATIC_SIZE + PERCPU_MODULE_RESERVE)
-        m.printk(KERN_INFO, f"Linux version {profile_name} (kmodlab sandbox kernel)")
+        m.profile = profile
+        if profile is not None:
+            m.printk(KERN_INFO, f"Linux version {profile.release} (kmodlab sandbox kernel, profile "
+                     f"{profile_name}) {profile.version}")
+        else:
+            m.printk(KERN_INFO, f"Linux version {profile_name} (kmodlab sandbox kernel)")
         return m
 
     # -- the kernel's little services ------------------------------------------------------------

@@ -60,8 +60,7 @@ class SandboxKernel:
     # -- the machine's lifetime ------------------------------------------------------------------
     def _boot(self) -> Machine:
         prof = _load_profile(self.profile_name)
-        m = Machine.boot(prof.name)
-        m.profile = prof
+        m = Machine.boot(prof.name, profile=prof)
         return m
 
     def _attach_profile(self, m: Machine) -> Machine:
