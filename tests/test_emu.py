@@ -108,11 +108,11 @@ def test_kfree_of_bad_pointer_oopses():
 
 
 def test_unmodelled_call_is_named():
-    src = "int register_chrdev_region(unsigned, unsigned, const char *);\n" \
-          "int f(void) { return register_chrdev_region(1, 2, \"x\"); }"
+    src = "int request_firmware(void *, const char *, void *);\n" \
+          "int f(void) { return request_firmware(0, \"x\", 0); }"
     with pytest.raises(Unmodelled) as e:
         run(src)
-    assert str(e.value) == "init called unmodelled kernel function register_chrdev_region"
+    assert str(e.value) == "init called unmodelled kernel function request_firmware"
 
 
 def test_unmodelled_data_read_is_named():

@@ -5,6 +5,9 @@ kernel implements the function: printk.py (kernel/printk), vsprintf.py (lib/vspr
 slab.py (mm/slab_common.c, mm/slub.c), string.py (lib/string.c), thunks.py (arch/x86 entry
 thunks, ftrace, static calls, stack protector), sched.py (current, preemption, might_sleep),
 time.py (jiffies, delays, ktime), page.py (page_offset_base …), crypto.py (crypto/algapi,
-shash, templates).
+shash, templates), driver.py (drivers/base, PCI, platform, misc, char_dev), fs.py
+(filesystems, NLS, debugfs), locking.py (mutexes, spinlocks, wait queues, RCU), timer.py
+(kernel/time/timer.c), workqueue.py (kernel/workqueue.c), net.py (rtnetlink, ethtool).
 """
-from . import crypto, page, printk, sched, slab, string, thunks, time, vsprintf  # noqa: F401
+from . import (crypto, driver, fs, locking, net, page, printk, sched, slab, string,  # noqa: F401
+               thunks, time, timer, vsprintf, workqueue)

@@ -33,6 +33,8 @@ def advance(emu, ns: int) -> None:
         a = emu.export_addr(name)
         if a is not None:
             emu.write_u(a, 8, jiffies_now(emu))
+    from .timer import check_expired
+    check_expired(emu, jiffies_now(emu))
 
 
 @model("msleep")

@@ -1,0 +1,389 @@
+"""The driver core and its buses (drivers/base/{class,bus,driver,platform}.c, drivers/pci,
+drivers/char/misc.c, fs/char_dev.c): registrations a module's init makes and exit undoes.
+
+Every registration is recorded in ``emu.state["driver"]`` (JSON, persisted by the machine) under
+its kind and name, so that exit's unregister finds it and a second registration of the same name
+gets the kernel's answer: a class or bus whose sysfs directory already exists → -EEXIST (sysfs
+warns "cannot create duplicate filename"), a driver already on its bus → -EBUSY ("Error: Driver
+'%s' is already registered, aborting..."), a taken misc minor or char-device range → -EBUSY.
+
+**No devices.**  The sandbox machine has no PCI, platform, USB … devices, so registering a
+driver binds nothing: ``driver_attach`` walks an empty device list and the driver's ``probe``
+is never called — the honest answer of a machine without that hardware.  Buses registered by
+modules likewise start empty.
+
+Layouts (Debian 6.1 amd64): ``struct device_driver`` {name 0, bus 8, owner 16, mod_name 24,
+…, groups 104, dev_groups 112, …, p 136} (144 bytes); ``struct pci_driver`` {node 0, name 16,
+id_table 24, probe 32, …, groups 96, dev_groups 104, driver 112, dynids 256};
+``struct platform_driver`` {probe 0, …, driver 40}; ``struct class`` {name 0, owner 8, …, p 112};
+``struct bus_type`` {name 0, …, p 168}; ``struct miscdevice`` {minor 0, name 8, fops 16,
+list 24, parent 40, this_device 48}.  The private objects the kernel hangs off ``p``
+(``driver_private``, ``subsys_private``) and the ``struct device`` of a misc device are opaque
+heap objects here: module code does not look inside them.
+"""
+from __future__ import annotations
+
+from ..registry import model
+from .locking import init_list_head
+
+EINVAL, EBUSY, EEXIST, ENOMEM = 22, 16, 17, 12
+MAX_ERRNO = 4095
+MASK64 = (1 << 64) - 1
+DRV_NAME, DRV_BUS, DRV_OWNER, DRV_MOD_NAME, DRV_GROUPS, DRV_DEV_GROUPS, DRV_P = \
+    0, 8, 16, 24, 104, 112, 136
+PCI_NAME, PCI_GROUPS, PCI_DEV_GROUPS, PCI_DRIVER, PCI_DYNIDS = 16, 96, 104, 112, 256
+PLATFORM_DRIVER = 40
+CLASS_NAME, CLASS_OWNER, CLASS_RELEASE, CLASS_P, CLASS_SIZE = 0, 8, 56, 112, 120
+BUS_NAME, BUS_P = 0, 168
+PRIVATE_SIZE = 0x100
+# buses the kernel may register at boot: those whose bus_type is an export of vmlinux itself
+# (not of a module) are there before any module loads; drivers may join them
+BOOT_BUSES = {"pci_bus_type": "pci", "platform_bus_type": "platform", "usb_bus_type": "usb",
+              "i2c_bus_type": "i2c", "spi_bus_type": "spi", "serio_bus": "serio",
+              "acpi_bus_type": "acpi", "pnp_bus_type": "pnp", "hid_bus_type": "hid",
+              "virtio_bus": "virtio", "amba_bustype": "amba", "gameport_bus": "gameport",
+              "mdio_bus_type": "mdio_bus", "sdio_bus_type": "sdio", "mmc_bus_type": "mmc"}
+
+
+def boot_buses(emu) -> dict[int, str]:
+    """bus_type address → name, for the buses built into the running vmlinux."""
+    out = {}
+    for export, name in BOOT_BUSES.items():
+        e = emu.exports.get(export)
+        if e is not None and getattr(e, "owner", "vmlinux") == "vmlinux":
+            out[e.addr] = name
+    return out
+
+
+def err_ptr(e: int) -> int:
+    return (-e) & MASK64
+
+
+def is_err(p: int) -> bool:
+    return p >= (1 << 64) - MAX_ERRNO
+
+
+def _reg(emu, kind: str) -> dict:
+    return emu.state.setdefault("driver", {}).setdefault(kind, {})
+
+
+def _name(emu, p: int) -> str:
+    return emu.cstr(p, 256).decode("latin-1") if p else ""
+
+
+# --- classes ----------------------------------------------------------------------------------
+@model("__class_register")
+def __class_register(emu, cls, key):
+    """/sys/class/<name>: -EEXIST if a class of that name exists, else cls->p is set."""
+    name = _name(emu, emu.read_u(cls + CLASS_NAME, 8))
+    classes = _reg(emu, "class")
+    if name in classes:
+        emu.printk(3, f"sysfs: cannot create duplicate filename '/class/{name}'\n")
+        return -EEXIST
+    p = emu.kmalloc(PRIVATE_SIZE, zero=True)
+    emu.write_u(cls + CLASS_P, 8, p)
+    classes[name] = {"cls": cls, "p": p}
+    emu.note(name)
+    return 0
+
+
+@model("class_unregister")
+def class_unregister(emu, cls):
+    name = _name(emu, emu.read_u(cls + CLASS_NAME, 8))
+    c = _reg(emu, "class").pop(name, None)
+    if c is None or c["cls"] != cls:
+        if c is not None:
+            _reg(emu, "class")[name] = c
+        emu.printk(4, f"class_unregister: class '{name}' was not registered\n")
+        return
+    emu.write_u(cls + CLASS_P, 8, 0)
+    emu.kfree(c["p"])
+
+
+@model("__class_create")
+def __class_create(emu, owner, name, key):
+    cls = emu.kmalloc(CLASS_SIZE, zero=True)
+    emu.write_u(cls + CLASS_NAME, 8, name)
+    emu.write_u(cls + CLASS_OWNER, 8, owner)
+    err = __class_register(emu, cls, key)
+    if err:
+        emu.kfree(cls)
+        return err_ptr(-err)
+    _reg(emu, "class")[_name(emu, name)]["created"] = True
+    return cls
+
+
+@model("class_destroy")
+def class_destroy(emu, cls):
+    if not cls or is_err(cls):
+        return
+    name = _name(emu, emu.read_u(cls + CLASS_NAME, 8))
+    created = _reg(emu, "class").get(name, {}).get("created")
+    class_unregister(emu, cls)
+    if created:
+        emu.kfree(cls)
+
+
+# --- buses ------------------------------------------------------------------------------------
+def bus_registered(emu, bus: int) -> str | None:
+    """The bus's name if it is registered (at boot, or by a module), else None."""
+    name = boot_buses(emu).get(bus)
+    if name:
+        return name
+    for name, b in _reg(emu, "bus").items():
+        if b["bus"] == bus:
+            return name
+    return None
+
+
+@model("bus_register")
+def bus_register(emu, bus):
+    name = _name(emu, emu.read_u(bus + BUS_NAME, 8))
+    if name in _reg(emu, "bus") or name in boot_buses(emu).values():
+        emu.printk(3, f"sysfs: cannot create duplicate filename '/bus/{name}'\n")
+        return -EEXIST
+    p = emu.kmalloc(PRIVATE_SIZE, zero=True)
+    emu.write_u(bus + BUS_P, 8, p)
+    _reg(emu, "bus")[name] = {"bus": bus, "p": p}
+    emu.printk(7, f"bus: '{name}': registered\n")
+    return 0
+
+
+@model("bus_unregister")
+def bus_unregister(emu, bus):
+    name = _name(emu, emu.read_u(bus + BUS_NAME, 8))
+    b = _reg(emu, "bus").pop(name, None)
+    emu.printk(7, f"bus: '{name}': unregistering\n")
+    if b:
+        emu.write_u(bus + BUS_P, 8, 0)
+        emu.kfree(b["p"])
+
+
+# --- drivers ----------------------------------------------------------------------------------
+@model("driver_register")
+def driver_register(emu, drv):
+    """Adds the driver to its bus; the bus has no devices, so nothing is probed."""
+    name = _name(emu, emu.read_u(drv + DRV_NAME, 8))
+    bus = emu.read_u(drv + DRV_BUS, 8)
+    bus_name = bus_registered(emu, bus) if bus else None
+    if bus_name is None:
+        bname = _name(emu, emu.read_u(bus + BUS_NAME, 8)) if bus else "(null)"
+        emu.printk(3, f"Driver '{name}' was unable to register with bus_type '{bname}' because "
+                      "the bus was not initialized.\n")
+        return -EINVAL
+    drivers = _reg(emu, "bus_driver")
+    key = f"{bus_name}/{name}"
+    if key in drivers:
+        emu.printk(3, f"Error: Driver '{name}' is already registered, aborting...\n")
+        return -EBUSY
+    p = emu.kmalloc(PRIVATE_SIZE, zero=True)
+    emu.write_u(drv + DRV_P, 8, p)
+    drivers[key] = {"drv": drv, "p": p, "probed": 0}
+    emu.note(f"{key}: no devices, probe not called")
+    return 0
+
+
+@model("driver_unregister")
+def driver_unregister(emu, drv):
+    drivers = _reg(emu, "bus_driver")
+    for key, d in list(drivers.items()):
+        if d["drv"] == drv:
+            del drivers[key]
+            emu.write_u(drv + DRV_P, 8, 0)
+            emu.kfree(d["p"])
+            return
+    emu.printk(4, "Unexpected driver unregister!\n")
+
+
+@model("__pci_register_driver")
+def __pci_register_driver(emu, drv, owner, mod_name):
+    """pci_register_driver: the machine has no PCI devices, so probe is never called."""
+    d = drv + PCI_DRIVER
+    emu.write_u(d + DRV_NAME, 8, emu.read_u(drv + PCI_NAME, 8))
+    emu.write_u(d + DRV_BUS, 8, emu.export_addr("pci_bus_type") or 0)
+    emu.write_u(d + DRV_OWNER, 8, owner)
+    emu.write_u(d + DRV_MOD_NAME, 8, mod_name)
+    emu.write_u(d + DRV_GROUPS, 8, emu.read_u(drv + PCI_GROUPS, 8))
+    emu.write_u(d + DRV_DEV_GROUPS, 8, emu.read_u(drv + PCI_DEV_GROUPS, 8))
+    emu.write_u(drv + PCI_DYNIDS, 4, 0)                 # spin_lock_init(&dynids.lock)
+    init_list_head(emu, drv + PCI_DYNIDS + 8)
+    return driver_register(emu, d)
+
+
+@model("pci_unregister_driver")
+def pci_unregister_driver(emu, drv):
+    driver_unregister(emu, drv + PCI_DRIVER)
+
+
+@model("__platform_driver_register")
+def __platform_driver_register(emu, drv, owner):
+    """platform_driver_register: no platform device matches in the sandbox; probe not called."""
+    d = drv + PLATFORM_DRIVER
+    emu.write_u(d + DRV_OWNER, 8, owner)
+    emu.write_u(d + DRV_BUS, 8, emu.export_addr("platform_bus_type") or 0)
+    return driver_register(emu, d)
+
+
+@model("platform_driver_unregister")
+def platform_driver_unregister(emu, drv):
+    driver_unregister(emu, drv + PLATFORM_DRIVER)
+
+
+# --- misc devices -------------------------------------------------------------------------------
+MISC_DYNAMIC_MINOR, DYNAMIC_MINORS = 255, 128
+MISC_MINOR, MISC_NAME, MISC_LIST, MISC_THIS_DEVICE = 0, 8, 24, 48
+DEVICE_SIZE = 0x2f8
+
+
+@model("misc_register")
+def misc_register(emu, misc):
+    """A misc char device (major 10): a dynamic minor counts down from 127, as misc.c does."""
+    miscs = _reg(emu, "misc")
+    minor = emu.read_u(misc + MISC_MINOR, 4)
+    name = _name(emu, emu.read_u(misc + MISC_NAME, 8))
+    used = {m["minor"] for m in miscs.values()}
+    init_list_head(emu, misc + MISC_LIST)
+    if minor == MISC_DYNAMIC_MINOR:
+        free = [m for m in range(DYNAMIC_MINORS - 1, -1, -1) if m not in used]
+        if not free:
+            return -EBUSY
+        minor = free[0]
+        emu.write_u(misc + MISC_MINOR, 4, minor)
+    elif minor in used:
+        return -EBUSY
+    if name in miscs:                   # device_create: /dev and /sys/class/misc/<name> exist
+        emu.printk(3, f"sysfs: cannot create duplicate filename '/devices/virtual/misc/{name}'\n")
+        return -EEXIST
+    dev = emu.kmalloc(DEVICE_SIZE, zero=True)
+    emu.write_u(misc + MISC_THIS_DEVICE, 8, dev)
+    miscs[name] = {"misc": misc, "minor": minor, "dev": dev}
+    emu.note(f"{name}: 10:{minor}")
+    return 0
+
+
+@model("misc_deregister")
+def misc_deregister(emu, misc):
+    miscs = _reg(emu, "misc")
+    for name, m in list(miscs.items()):
+        if m["misc"] == misc:
+            del miscs[name]
+            emu.kfree(m["dev"])
+            emu.write_u(misc + MISC_THIS_DEVICE, 8, 0)
+            return
+
+
+# --- character device numbers (fs/char_dev.c) ---------------------------------------------------
+MINORBITS = 20
+MINORMASK = (1 << MINORBITS) - 1
+CHRDEV_MAJOR_MAX = 512
+CHRDEV_MAJOR_DYN_END, CHRDEV_MAJOR_DYN_EXT_START, CHRDEV_MAJOR_DYN_EXT_END = 234, 511, 384
+# majors Linux itself holds on every boot (mem, tty, misc …); the sandbox has these and nothing
+# else registered by built-in drivers
+BOOT_CHRDEVS = [(1, 0, 256, "mem"), (4, 0, 64, "/dev/vc/0"), (4, 64, 192, "tty"),
+                (5, 0, 1, "/dev/tty"), (5, 1, 1, "/dev/console"), (5, 2, 1, "/dev/ptmx"),
+                (7, 0, 256, "vcs"), (10, 0, 256, "misc"), (13, 0, 256, "input"),
+                (29, 0, 256, "fb"), (128, 0, 1 << 20, "ptm"), (136, 0, 1 << 20, "pts")]
+
+
+def _chrdevs(emu) -> list:
+    return emu.state.setdefault("chrdev", [])
+
+
+def _all_ranges(emu):
+    yield from ((a, b, c, d, False) for a, b, c, d in BOOT_CHRDEVS)
+    yield from ((r["major"], r["minor"], r["count"], r["name"], True) for r in _chrdevs(emu))
+
+
+def _find_dynamic_major(emu) -> int:
+    taken = {r[0] for r in _all_ranges(emu)}
+    for i in range(254, CHRDEV_MAJOR_DYN_END - 1, -1):
+        if i not in taken:
+            return i
+    for i in range(CHRDEV_MAJOR_DYN_EXT_START, CHRDEV_MAJOR_DYN_EXT_END - 1, -1):
+        if i not in taken:
+            return i
+    return -EBUSY
+
+
+def _register_region(emu, major: int, baseminor: int, count: int, name: int) -> int:
+    """__register_chrdev_region: the major (0 = dynamic) or -errno."""
+    if major >= CHRDEV_MAJOR_MAX:
+        emu.printk(3, f"CHRDEV \"{_name(emu, name)}\" major requested ({major}) is greater "
+                      f"than the maximum ({CHRDEV_MAJOR_MAX - 1})\n")
+        return -EINVAL
+    if count > MINORMASK + 1 - baseminor:
+        emu.printk(3, f"CHRDEV \"{_name(emu, name)}\" minor range requested ({baseminor}-"
+                      f"{baseminor + count - 1}) is out of range of maximum range (0-"
+                      f"{MINORMASK}) for a single major\n")
+        return -EINVAL
+    if major == 0:
+        major = _find_dynamic_major(emu)
+        if major < 0:
+            emu.printk(3, f"CHRDEV \"{_name(emu, name)}\" dynamic allocation region is full\n")
+            return major
+    for m, lo, n, _nm, _mod in _all_ranges(emu):
+        if m == major and lo < baseminor + count and baseminor < lo + n:
+            return -EBUSY
+    _chrdevs(emu).append({"major": major, "minor": baseminor, "count": count,
+                          "name": _name(emu, name)})
+    return major
+
+
+@model("register_chrdev_region")
+def register_chrdev_region(emu, frm, count, name):
+    to = frm + count
+    n = frm
+    done = []
+    while n < to:
+        nxt = min(((n >> MINORBITS) + 1) << MINORBITS, to)
+        r = _register_region(emu, n >> MINORBITS, n & MINORMASK, nxt - n, name)
+        if r < 0:
+            for m, lo, c in done:
+                _unregister_region(emu, m, lo, c)
+            return r
+        done.append((n >> MINORBITS, n & MINORMASK, nxt - n))
+        n = nxt
+    return 0
+
+
+@model("alloc_chrdev_region")
+def alloc_chrdev_region(emu, dev, baseminor, count, name):
+    r = _register_region(emu, 0, baseminor, count, name)
+    if r < 0:
+        return r
+    emu.write_u(dev, 4, (r << MINORBITS) | baseminor)
+    emu.note(f"major {r}")
+    return 0
+
+
+def _unregister_region(emu, major: int, minor: int, count: int) -> None:
+    rs = _chrdevs(emu)
+    for i, r in enumerate(rs):
+        if (r["major"], r["minor"], r["count"]) == (major, minor, count):
+            del rs[i]
+            return
+
+
+@model("unregister_chrdev_region")
+def unregister_chrdev_region(emu, frm, count):
+    to = frm + count
+    n = frm
+    while n < to:
+        nxt = min(((n >> MINORBITS) + 1) << MINORBITS, to)
+        _unregister_region(emu, n >> MINORBITS, n & MINORMASK, nxt - n)
+        n = nxt
+
+
+@model("__register_chrdev")
+def __register_chrdev(emu, major, baseminor, count, name, fops):
+    """The major for major 0 (dynamic), else 0; the cdev is added with the region."""
+    r = _register_region(emu, major, baseminor, count, name)
+    if r < 0:
+        return r
+    _chrdevs(emu)[-1]["fops"] = fops
+    return 0 if major else r
+
+
+@model("__unregister_chrdev")
+def __unregister_chrdev(emu, major, baseminor, count, name):
+    _unregister_region(emu, major, baseminor, count)
