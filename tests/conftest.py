@@ -50,6 +50,15 @@ def debian_modules(profile) -> dict[str, bytes]:
     return out
 
 
+@pytest.fixture(scope="session")
+def debian_modules_tree() -> Path:
+    """The Debian module tree of the embedded profile's release (lib/modules/<release>)."""
+    tree = Path(os.environ.get("KMODLAB_MODULES_DIR", "/nonexistent"))
+    if not (tree / "kernel").is_dir():
+        pytest.skip("no Debian module tree (the registry may no longer serve this release)")
+    return tree
+
+
 @pytest.fixture
 def machine(profile):
     """A fresh sandbox machine in memory, booted on the embedded profile."""

@@ -240,3 +240,34 @@ def test_sizes_in_proc_modules_while_coming(machine):
     name, size, ref, users, state, addr, flags = line.split()
     assert (name, size, ref, users, state, flags) == ("failing_init", "28672", "1", "-", "Loading", "(OE+)")
     assert int(addr, 16) >= 0xffffffffc0000000
+
+
+def test_namespace_must_be_imported(machine, debian_modules_tree):
+    """verify_namespace_is_imported: using a symbol exported into a namespace without
+    MODULE_IMPORT_NS is -EINVAL ('Unknown symbol … (err -22)'), with the kernel's pr_err."""
+    img = (debian_modules_tree / "kernel/crypto/ofb.ko").read_bytes()
+    bad = unsigned(img).replace(b"import_ns=CRYPTO_INTERNAL", b"import_ns=CRYPTO_INTERNAX")
+    r = load(machine, bad)
+    assert r.ret == -EINVAL
+    texts = log_texts(machine)
+    assert any(t.startswith("ofb: module uses symbol (") and
+               t.endswith(") from namespace CRYPTO_INTERNAL, but does not import it.") for t in texts)
+    assert any(t.startswith("ofb: Unknown symbol ") and t.endswith(" (err -22)") for t in texts)
+    assert load(machine, unsigned(img)).ret == 0           # the real import resolves
+
+
+def test_common_symbol_refused(machine):
+    """simplify_symbols: an SHN_COMMON symbol → 'please compile with -fno-common', -ENOEXEC."""
+    img = bytearray((EXAMPLES / "failing_init.ko").read_bytes())
+    h = elf.parse_header(bytes(img))
+    secs = elf.parse_sections(bytes(img), h.shoff, h.shnum)
+    symsec = next(s for s in secs if s.type == elf.SHT_SYMTAB)
+    n = symsec.size // 24
+    for k in range(n - 1, 0, -1):                          # a defined global: make it common
+        off = symsec.offset + 24 * k
+        st_name, st_info, st_other, shndx, value, size = elf.SYM.unpack_from(img, off)
+        if st_info >> 4 == elf.STB_GLOBAL and shndx not in (0, 0xFFF1):
+            elf.SYM.pack_into(img, off, st_name, st_info, st_other, elf.SHN_COMMON, 8, 8)
+            break
+    r = load(machine, bytes(img))
+    assert r.ret == -ENOEXEC and "failing_init: please compile with -fno-common" in log_texts(machine)
