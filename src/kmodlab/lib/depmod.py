@@ -530,3 +530,25 @@ def parse_system_map(path: str) -> list[tuple[str, int]]:
             if len(parts) >= 3 and parts[2].startswith("__ksymtab_"):
                 out.append((parts[2][10:], 0))
     return out
+
+
+def read_modules_dep(dirname: str) -> dict[str, tuple[str, list[str]]] | None:
+    """modules.dep as libkmod reads it: module name → (path, dependency paths), the paths made
+    absolute under ``dirname`` when relative; None when the file is missing."""
+    try:
+        with open(os.path.join(dirname, "modules.dep"), "rb") as f:
+            text = f.read().decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    out: dict[str, tuple[str, list[str]]] = {}
+
+    def absolute(p: str) -> str:
+        return p if p.startswith("/") else f"{dirname}/{p}"
+    for line in text.splitlines():
+        rel, colon, deps = line.partition(":")
+        if not colon or not rel:
+            continue
+        name = path_to_modname(rel) or ""
+        if name not in out:
+            out[name] = (absolute(rel), [absolute(d) for d in deps.split()])
+    return out
