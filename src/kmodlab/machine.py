@@ -141,15 +141,19 @@ class Machine:
 
     def run_module_code(self, mod: Module, addr: int, what: str, result, trace: bool = False) -> int:
         """Run a module function (init/exit) on the emulated CPU; returns its int result."""
-        from .emu.emulator import Emulator
+        from .emu.emulator import SENTINEL, Emulator
         emu = Emulator(self.mm, self.heap, self.profile.exports, printk=self.printk,
                        symbolize=self.symbolize, trace=trace, state=self.emu_state,
                        comm="insmod" if what == "init" else "rmmod")
         emu.uptime_ns = self.now_ns()
+        def where(a: int) -> str:
+            return "(tail call)" if a == SENTINEL else (self.symbolize(a) or f"{a:#x}")
         try:
             return emu.call(addr, what=what)
         finally:
+            # rendered now, while init's symbols are still known
             result.calls.extend(emu.calls)
+            result.trace.extend(f"{what}: {c.render(where)}" for c in emu.calls)
 
     def param_context(self, mod: Module):
         from .kernel.params import ParamCtx

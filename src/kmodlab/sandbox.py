@@ -112,7 +112,8 @@ class SandboxKernel:
         out = SyscallResult(ret=0 if res.ret >= 0 else -1, errno=-res.ret if res.ret < 0 else 0,
                             log=log, reason=res.reason)
         out.details = {"name": res.name, "step": res.step, "steps": res.steps,
-                       "calls": res.calls, "coresize": res.coresize, "initsize": res.initsize}
+                       "calls": res.calls, "trace": getattr(res, "trace", []),
+                       "coresize": res.coresize, "initsize": res.initsize}
         return out
 
     def _load(self, m: Machine, image: bytes, args: str, flags: int):
@@ -190,6 +191,7 @@ class _Result:
     reason: str = ""
     steps: list = field(default_factory=list)
     calls: list = field(default_factory=list)
+    trace: list = field(default_factory=list)
     coresize: int = 0
     initsize: int = 0
 

@@ -103,8 +103,8 @@ def main(argv: list[str]) -> int:
         from .explain import explain
         explain(res, sys.stdout)
     if opts.trace:
-        for c in (res.details or {}).get("calls", []):
-            print(f"  call {c.render() if hasattr(c, 'render') else c}")
+        for line in (res.details or {}).get("trace", []):
+            print(f"  {line}")
     if not res.ok:
         log_error("insmod", f"could not insert module {opts.filename}: {mod_strerror(res.errno)}")
         log_reason(why(res))

@@ -107,8 +107,8 @@ def main(argv: list[str]) -> int:
         results.append({"name": name, "ok": res.ok, "errno": res.errno, "message": res.reason,
                         "log": res.log})
         if opts.trace:
-            for c in (res.details or {}).get("calls", []):
-                print(f"  call {c.render() if hasattr(c, 'render') else c}")
+            for line in (res.details or {}).get("trace", []):
+                print(f"  {line}")
         if not res.ok:
             rc = 1
             if not opts.json:

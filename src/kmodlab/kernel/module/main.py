@@ -43,6 +43,7 @@ class LoadResult:
     reason: str = ""
     steps: list[tuple[str, dict]] = field(default_factory=list)
     calls: list = field(default_factory=list)      # kernel calls made by init (emulator trace)
+    trace: list[str] = field(default_factory=list)  # the same, rendered with symbol names
     coresize: int = 0
     initsize: int = 0
 
