@@ -35,10 +35,11 @@ def main(argv: list[str]) -> int:
         info = {"path": str(store.path), "booted": True, "kernel": m.profile_name,
                 "uptime_s": round(m.now_ns() / 1e9, 3), "tainted": m.taint,
                 "modules": [x.name for x in m.modules], "log_records": len(m.log),
+                "notifier_events": [f"{ev} {name}" for _ts, ev, name in m.events[-10:]],
                 "heap_bytes_allocated": sum(m.heap.allocs.values())}
     if opts.json:
         print_json(info)
     else:
         for k, v in info.items():
-            print(f"{k}: {' '.join(v) if isinstance(v, list) else v}")
+            print(f"{k}: {', '.join(v) if isinstance(v, list) else v}")
     return 0
