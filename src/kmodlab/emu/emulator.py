@@ -22,7 +22,8 @@ The set-up follows Unicorn's own order (bindings/python/sample_x86.py), once per
 
 Models (``emu/models/``) see this object as ``emu``: :meth:`read`, :meth:`write`,
 :meth:`read_u`, :meth:`write_u`, :meth:`cstr`, :meth:`kmalloc`, :meth:`kfree`, :meth:`arg`,
-:meth:`printk`, :meth:`oops`, :meth:`symbol`, and ``state`` (a JSON-able dict the caller may
+:meth:`printk`, :meth:`oops`, :meth:`symbol`, :meth:`call_module` (a callback into module
+code from inside a model), and ``state`` (a JSON-able dict the caller may
 persist: kernel registries such as registered crypto algorithms live there).
 
 Unicorn and capstone are imported only when a function is actually run.
@@ -47,6 +48,8 @@ KERNEL_IMAGE_END = MODULES_VADDR
 TRAP_BASE = KERNEL_IMAGE_START               # private trap entries (sentinel first)
 TRAP_SIZE = 4 * PAGE_SIZE
 SENTINEL = TRAP_BASE                         # return address of the emulated call
+NESTED_SENTINEL = TRAP_BASE + 8              # return address of a call made by a model
+NESTED_MAX_DEPTH = 8
 PRIV_BASE = 0xFFFF888000100000               # direct map, below the kmalloc heap
 PRIV_SIZE = 0x40000
 THREAD_SIZE = 0x4000
@@ -301,6 +304,10 @@ class Emulator:
             return
         if address == SENTINEL:
             self._done = True
+            uc.emu_stop()
+            return
+        if address == NESTED_SENTINEL:
+            self._nested_done = True
             uc.emu_stop()
             return
         try:
@@ -610,6 +617,68 @@ class Emulator:
         self._trap_next += 16
         self._traps[a] = Model(name, fn, nargs, False, control)
         return a
+
+    def call_module(self, fn: int, args: tuple[int, ...] = ()) -> int:
+        """Call module (or any emulated) code at ``fn`` from inside a model; return rax.
+
+        The re-entrant call helper for callbacks the kernel makes while a model runs (a slab
+        constructor, a notifier, an ops->init): the model's registers are saved, a new frame is
+        built below the model's stack pointer with :data:`NESTED_SENTINEL` as return address,
+        the CPU runs ``fn`` (kernel calls inside it are modelled as usual) until it returns
+        there, and the registers are restored.  A fault, an unmodelled call or the budget inside
+        the callback ends the whole run with that error, as it would end the kernel's path.
+        Returns rax as a 64-bit value (callers narrow it to the C type).
+        """
+        from unicorn import UcError
+        import unicorn.x86_const as X
+        uc = self.uc
+        depth = getattr(self, "_nest_depth", 0)
+        if depth >= NESTED_MAX_DEPTH:
+            raise Unmodelled(f"{self._model_name} (callbacks nested deeper than "
+                             f"{NESTED_MAX_DEPTH})", what=self.what)
+        regs = ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "RSP", "R8", "R9", "R10",
+                "R11", "R12", "R13", "R14", "R15", "RIP", "EFLAGS")
+        saved = {r: uc.reg_read(getattr(X, f"UC_X86_REG_{r}")) for r in regs}
+        model_ctx = (self._model_addr, self._model_sp, self._model_name, self._in_model,
+                     getattr(self, "_note", ""))
+        sp = (saved["RSP"] - 512) & ~0xF
+        rest = list(args[6:])
+        if len(rest) % 2:
+            sp -= 8
+        for v in reversed(rest):
+            sp -= 8
+            self.write_u(sp, 8, v)
+        sp -= 8
+        self.write_u(sp, 8, NESTED_SENTINEL)
+        if sp < STACK_BASE + 1024:
+            raise self.oops(["BUG: stack guard page was hit (kernel stack overflow)"])
+        for reg, v in zip(ARG_REGS, args):
+            uc.reg_write(getattr(X, f"UC_X86_REG_{reg}"), v & MASK64)
+        uc.reg_write(X.UC_X86_REG_RSP, sp)
+        self._nest_depth, self._nested_done, self._in_model = depth + 1, False, False
+        try:
+            # no timeout here: Unicorn's timer thread does not nest (the outer run's timeout
+            # still bounds the whole call); the instruction budget does
+            uc.emu_start(fn, NESTED_SENTINEL, count=self.budget)
+        except UcError as e:
+            if self._error is None:
+                self._error = self._uc_error(uc, e)
+        finally:
+            done = self._nested_done or uc.reg_read(X.UC_X86_REG_RIP) == NESTED_SENTINEL
+            ret = uc.reg_read(X.UC_X86_REG_RAX)
+            self._nest_depth = depth
+            self._nested_done = False
+            for r, v in saved.items():
+                uc.reg_write(getattr(X, f"UC_X86_REG_{r}"), v)
+            (self._model_addr, self._model_sp, self._model_name, self._in_model,
+             self._note) = model_ctx
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        if not done:
+            raise BudgetExceeded(self.what, instructions=self.budget,
+                                 where=f"{self.symbol(fn)} called from {self._model_name}")
+        return ret
 
     def reg(self, name: str) -> int:
         import unicorn.x86_const as X

@@ -7,7 +7,8 @@ thunks, ftrace, static calls, stack protector), sched.py (current, preemption, m
 time.py (jiffies, delays, ktime), page.py (page_offset_base …), crypto.py (crypto/algapi,
 shash, templates), driver.py (drivers/base, PCI, platform, misc, char_dev), fs.py
 (filesystems, NLS, debugfs), locking.py (mutexes, spinlocks, wait queues, RCU), timer.py
-(kernel/time/timer.c), workqueue.py (kernel/workqueue.c), net.py (rtnetlink, ethtool).
+(kernel/time/timer.c), workqueue.py (kernel/workqueue.c), net.py (rtnetlink, ethtool),
+leds.py (LED triggers, list debugging), notifier.py (notifier chains).
 """
-from . import (crypto, driver, fs, locking, net, page, printk, sched, slab, string,  # noqa: F401
+from . import (crypto, driver, fs, leds, locking, net, notifier, page, printk, sched, slab, string,  # noqa: F401
                thunks, time, timer, vsprintf, workqueue)

@@ -203,3 +203,87 @@ def crypto_register_templates(emu, tmpls, count):
 def crypto_unregister_templates(emu, tmpls, count):
     for i in range(count - 1, -1, -1):
         crypto_unregister_template(emu, tmpls + i * TEMPLATE_SIZE)
+
+
+# --- the other algorithm types (crypto/skcipher.c, aead.c, ahash.c, rng.c, kpp.c, akcipher.c,
+# scompress.c) ----------------------------------------------------------------------------------
+# Each <type>_prepare_alg checks its sizes, sets the type bits in cra_flags (cra_type points at
+# the kernel's static crypto_<type>_type, whose address the profile does not know: not
+# written), then the common crypto_register_alg runs.  Offsets of ``base`` and the checked
+# fields are Debian 6.1 amd64's; sizes are the array strides of the *_algs helpers.
+# The self-tests cryptomgr runs on a registered algorithm (in a kernel thread) are not run;
+# outside FIPS mode their result does not change what registration returns.
+PAGE_SIZE = 4096
+CRYPTO_ALG_TYPE = {"aead": 0x3, "skcipher": 0x5, "akcipher": 0x6, "kpp": 0x8,
+                   "scomp": 0xB, "rng": 0xC, "ahash": 0xF}
+ALG_BASE = {"skcipher": 64, "aead": 64, "ahash": 88, "rng": 32, "kpp": 56, "akcipher": 80,
+            "scomp": 32}
+ALG_SIZE = {k: v + CRYPTO_ALG_SIZE for k, v in ALG_BASE.items()}
+SKCIPHER_IVSIZE, SKCIPHER_CHUNKSIZE, SKCIPHER_WALKSIZE = 48, 52, 56
+AEAD_IVSIZE, AEAD_MAXAUTHSIZE, AEAD_CHUNKSIZE = 48, 52, 56
+AHASH_DIGESTSIZE, AHASH_STATESIZE = 80, 84
+RNG_SEEDSIZE = 24
+
+
+def _prepare(emu, kind: str, alg: int) -> int:
+    base = alg + ALG_BASE[kind]
+    u32 = lambda off: emu.read_u(alg + off, 4)   # noqa: E731
+    blocksize = emu.read_u(base + CRA_BLOCKSIZE, 4)
+    if kind == "skcipher":
+        if max(u32(SKCIPHER_IVSIZE), u32(SKCIPHER_CHUNKSIZE), u32(SKCIPHER_WALKSIZE)) \
+                > PAGE_SIZE // 8:
+            return -EINVAL
+        if not u32(SKCIPHER_CHUNKSIZE):
+            emu.write_u(alg + SKCIPHER_CHUNKSIZE, 4, blocksize)
+        if not u32(SKCIPHER_WALKSIZE):
+            emu.write_u(alg + SKCIPHER_WALKSIZE, 4, u32(SKCIPHER_CHUNKSIZE))
+    elif kind == "aead":
+        if max(u32(AEAD_MAXAUTHSIZE), u32(AEAD_IVSIZE)) > PAGE_SIZE // 8:
+            return -EINVAL
+        if not u32(AEAD_CHUNKSIZE):
+            emu.write_u(alg + AEAD_CHUNKSIZE, 4, blocksize)
+    elif kind == "ahash":
+        if (u32(AHASH_DIGESTSIZE) > HASH_MAX_DIGESTSIZE or u32(AHASH_STATESIZE) == 0
+                or u32(AHASH_STATESIZE) > HASH_MAX_STATESIZE):
+            return -EINVAL
+    elif kind == "rng":
+        if u32(RNG_SEEDSIZE) > PAGE_SIZE // 8:
+            return -EINVAL
+    flags = emu.read_u(base + CRA_FLAGS, 4)
+    emu.write_u(base + CRA_FLAGS, 4, (flags & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE[kind])
+    return 0
+
+
+def _register_one(emu, kind: str, alg: int) -> int:
+    return _prepare(emu, kind, alg) or crypto_register_alg(emu, alg + ALG_BASE[kind], kind)
+
+
+def _register_family(kind: str) -> None:
+    def reg(emu, alg):
+        return _register_one(emu, kind, alg)
+
+    def unreg(emu, alg):
+        crypto_unregister_alg(emu, alg + ALG_BASE[kind])
+
+    def reg_many(emu, algs, count):
+        for i in range(count):
+            err = _register_one(emu, kind, algs + i * ALG_SIZE[kind])
+            if err:
+                for j in range(i - 1, -1, -1):
+                    unreg(emu, algs + j * ALG_SIZE[kind])
+                return err
+        return 0
+
+    def unreg_many(emu, algs, count):
+        for i in range(count - 1, -1, -1):
+            unreg(emu, algs + i * ALG_SIZE[kind])
+
+    model(f"crypto_register_{kind}")(reg)
+    model(f"crypto_unregister_{kind}")(unreg)
+    plural = {"ahash": "ahashes"}.get(kind, f"{kind}s")
+    model(f"crypto_register_{plural}")(reg_many)
+    model(f"crypto_unregister_{plural}")(unreg_many)
+
+
+for _kind in ALG_BASE:
+    _register_family(_kind)

@@ -256,12 +256,16 @@ def kmem_cache_create_usercopy(emu, name, size, align, flags, useroffset, usersi
 
 
 def _cache_alloc(emu, s: int, flags: int) -> int:
+    """An object of cache ``s``.  A cache with a constructor: SLUB runs ``ctor(obj)`` on every
+    object of a new slab before handing any out; here each object is a fresh heap block, so
+    the constructor runs on it (through :meth:`Emulator.call_module`) before it is returned."""
     size = emu.read_u(s + KC_OBJECT_SIZE, 4)
-    if emu.read_u(s + KC_CTOR, 8):
-        raise Unmodelled("kmem_cache_alloc (cache with a constructor)", what=emu.what)
+    ctor = emu.read_u(s + KC_CTOR, 8)
     p = kmalloc_flags(emu, size, flags)
     if p > ZERO_SIZE_PTR:
         emu.state.setdefault("slab", {})[str(p)] = s
+        if ctor:
+            emu.call_module(ctor, (p,))
     return p
 
 

@@ -1,0 +1,111 @@
+"""Notifier chains (kernel/notifier.c) and the kernel's own chains modules join.
+
+A chain is a singly linked list of ``struct notifier_block`` {notifier_call 0, next 8,
+priority 16}, kept sorted by descending priority; registering inserts after the blocks of
+equal or higher priority, and a block already on the chain is refused with the kernel's
+"notifier callback %ps already registered" warning and -EEXIST.  For chains whose head is in
+module memory (``blocking_notifier_head`` {rwsem 0, head 40}, ``atomic_notifier_head``
+{lock 0, head 8}, ``raw_notifier_head`` {head 0}) the list is written there, as the kernel does.
+The kernel's private chains (``register_pm_notifier``, ``register_reboot_notifier``,
+``crypto_register_notifier`` …) have heads at addresses the profile does not know: their blocks
+are listed in ``emu.state["notifiers"][chain]``.  Registration calls nothing back; the sandbox
+raises no events on these chains (no suspend, no reboot, no new crypto larval lookups).
+"""
+from __future__ import annotations
+
+from ..registry import model
+
+EEXIST, ENOENT = 17, 2
+NB_CALL, NB_NEXT, NB_PRIORITY = 0, 8, 16
+
+
+def _chain_register(emu, head: int, nb: int, unique: bool = False) -> int:
+    prio = emu.read_s(nb + NB_PRIORITY, 4)
+    link = head
+    while True:
+        cur = emu.read_u(link, 8)
+        if not cur:
+            break
+        if cur == nb:
+            emu.printk(4, f"notifier callback {emu.symbol(emu.read_u(nb, 8))} already "
+                          "registered\n")
+            return -EEXIST
+        if prio > emu.read_s(cur + NB_PRIORITY, 4):
+            break
+        link = cur + NB_NEXT
+    emu.write_u(nb + NB_NEXT, 8, emu.read_u(link, 8))
+    emu.write_u(link, 8, nb)
+    return 0
+
+
+def _chain_unregister(emu, head: int, nb: int) -> int:
+    link = head
+    while True:
+        cur = emu.read_u(link, 8)
+        if not cur:
+            return -ENOENT
+        if cur == nb:
+            emu.write_u(link, 8, emu.read_u(nb + NB_NEXT, 8))
+            return 0
+        link = cur + NB_NEXT
+
+
+@model("blocking_notifier_chain_register")
+def blocking_notifier_chain_register(emu, nh, nb):
+    return _chain_register(emu, nh + 40, nb)
+
+
+@model("blocking_notifier_chain_unregister")
+def blocking_notifier_chain_unregister(emu, nh, nb):
+    return _chain_unregister(emu, nh + 40, nb)
+
+
+@model("atomic_notifier_chain_register")
+def atomic_notifier_chain_register(emu, nh, nb):
+    return _chain_register(emu, nh + 8, nb)
+
+
+@model("atomic_notifier_chain_unregister")
+def atomic_notifier_chain_unregister(emu, nh, nb):
+    return _chain_unregister(emu, nh + 8, nb)
+
+
+@model("raw_notifier_chain_register")
+def raw_notifier_chain_register(emu, nh, nb):
+    return _chain_register(emu, nh, nb)
+
+
+@model("raw_notifier_chain_unregister")
+def raw_notifier_chain_unregister(emu, nh, nb):
+    return _chain_unregister(emu, nh, nb)
+
+
+def _kernel_chain(chain: str):
+    def register(emu, nb):
+        blocks = emu.state.setdefault("notifiers", {}).setdefault(chain, [])
+        if nb in blocks:
+            emu.printk(4, f"notifier callback {emu.symbol(emu.read_u(nb, 8))} already "
+                          "registered\n")
+            return -EEXIST
+        blocks.append(nb)
+        emu.note(f"{chain}: {emu.symbol(emu.read_u(nb, 8))}")
+        return 0
+
+    def unregister(emu, nb):
+        blocks = emu.state.setdefault("notifiers", {}).setdefault(chain, [])
+        if nb not in blocks:
+            return -ENOENT
+        blocks.remove(nb)
+        return 0
+    return register, unregister
+
+
+for _chain, (_reg, _unreg) in {
+        "pm": ("register_pm_notifier", "unregister_pm_notifier"),
+        "reboot": ("register_reboot_notifier", "unregister_reboot_notifier"),
+        "crypto": ("crypto_register_notifier", "crypto_unregister_notifier"),
+        "keyboard": ("register_keyboard_notifier", "unregister_keyboard_notifier"),
+        "vt": ("register_vt_notifier", "unregister_vt_notifier")}.items():
+    _r, _u = _kernel_chain(_chain)
+    model(_reg)(_r)
+    model(_unreg)(_u)
