@@ -14,8 +14,9 @@ modules likewise start empty.
 
 Layouts (Debian 6.1 amd64): ``struct device_driver`` {name 0, bus 8, owner 16, mod_name 24,
 …, groups 104, dev_groups 112, …, p 136} (144 bytes); ``struct pci_driver`` {node 0, name 16,
-id_table 24, probe 32, …, groups 96, dev_groups 104, driver 112, dynids 256};
-``struct platform_driver`` {probe 0, …, driver 40}; ``struct class`` {name 0, owner 8, …, p 112};
+id_table 24, probe 32, …, err_handler 96, groups 104, dev_groups 112, driver 120, dynids 264};
+``struct platform_driver`` {probe 0, remove 8, remove_new 16 (backported to Debian's 6.1),
+shutdown 24, suspend 32, resume 40, driver 48}; ``struct class`` {name 0, owner 8, …, p 112};
 ``struct bus_type`` {name 0, …, p 168}; ``struct miscdevice`` {minor 0, name 8, fops 16,
 list 24, parent 40, this_device 48}.  The private objects the kernel hangs off ``p``
 (``driver_private``, ``subsys_private``) and the ``struct device`` of a misc device are opaque
@@ -31,8 +32,8 @@ MAX_ERRNO = 4095
 MASK64 = (1 << 64) - 1
 DRV_NAME, DRV_BUS, DRV_OWNER, DRV_MOD_NAME, DRV_GROUPS, DRV_DEV_GROUPS, DRV_P = \
     0, 8, 16, 24, 104, 112, 136
-PCI_NAME, PCI_GROUPS, PCI_DEV_GROUPS, PCI_DRIVER, PCI_DYNIDS = 16, 96, 104, 112, 256
-PLATFORM_DRIVER = 40
+PCI_NAME, PCI_GROUPS, PCI_DEV_GROUPS, PCI_DRIVER, PCI_DYNIDS = 16, 104, 112, 120, 264
+PLATFORM_DRIVER = 48
 CLASS_NAME, CLASS_OWNER, CLASS_RELEASE, CLASS_P, CLASS_SIZE = 0, 8, 56, 112, 120
 BUS_NAME, BUS_P = 0, 168
 PRIVATE_SIZE = 0x100

@@ -1,7 +1,7 @@
 """Networking registries (net/core/rtnetlink.c, net/ethtool/common.c).
 
 - ``rtnl_link_register``: the kernel WARNs and returns -EINVAL when ``maxtype`` or
-  ``slave_maxtype`` exceed IFLA_MAX/IFLA_INFO_SLAVE max, -EEXIST when a link kind of that name is
+  ``slave_maxtype`` exceed RTNL_MAX_TYPE/RTNL_SLAVE_MAX_TYPE (its stack buffers' sizes), -EEXIST when a link kind of that name is
   registered, fills in ``dellink`` (with ``unregister_netdevice_queue``) when the ops can create
   devices but have no dellink, and lists the ops in ``emu.state["rtnl_link"]``;
   ``rtnl_link_unregister`` would destroy the devices of that kind in every namespace — the
@@ -13,18 +13,17 @@
 
 ``struct rtnl_link_ops`` (Debian 6.1 amd64): list 0, kind 16, priv_size 24, alloc 32, setup 40,
 netns_refund 48, maxtype 52, policy 56, validate 64, newlink 72, changelink 80, dellink 88, …,
-slave_maxtype 136.
+get_num_rx_queues 136, slave_maxtype 144.
 """
 from __future__ import annotations
 
 from ..errors import BudgetExceeded
-from ..registry import model
+from ..registry import data, model
 
 EINVAL, EEXIST = 22, 17
 OPS_KIND, OPS_ALLOC, OPS_SETUP, OPS_MAXTYPE, OPS_DELLINK, OPS_SLAVE_MAXTYPE = \
-    16, 32, 40, 52, 88, 136
-IFLA_MAX, IFLA_INFO_SLAVE_MAX = 62, 63      # RTNL_MAX_TYPE 50, RTNL_SLAVE_MAX_TYPE 44 (6.1)
-RTNL_MAX_TYPE, RTNL_SLAVE_MAX_TYPE = 62, 44
+    16, 32, 40, 52, 88, 144
+RTNL_MAX_TYPE, RTNL_SLAVE_MAX_TYPE = 50, 44         # net/core/rtnetlink.c (6.1)
 
 
 @model("rtnl_lock")
@@ -94,3 +93,11 @@ def __rtnl_link_unregister(emu, ops):
 @model("ethtool_set_ethtool_phy_ops")
 def ethtool_set_ethtool_phy_ops(emu, ops):
     emu.state["ethtool_phy_ops"] = ops
+
+
+@data("pernet_ops_rwsem", 40)
+def pernet_ops_rwsem(emu) -> bytes:
+    """net/core/net_namespace.c's rw_semaphore (count 0, owner 8, osq 16, wait_lock 20,
+    wait_list 24): unlocked, no waiters — the list head points at itself."""
+    a = emu.export_addr("pernet_ops_rwsem")
+    return bytes(24) + (a + 24).to_bytes(8, "little") * 2
