@@ -6,6 +6,8 @@
     scripts/qemu_oracle.py run script.sh           # a POSIX sh script, in chroot /host, as root
     scripts/qemu_oracle.py python script.py        # with this host's Python, kmodlab importable
     scripts/qemu_oracle.py record [--out FILE]     # regenerate tests/data/oracle_<rel>.json
+    scripts/qemu_oracle.py mass [--out FILE]       # crypto/lib/fs modules, real vs sandbox
+                                                   # (tests/data/mass_<rel>.json, docs/oracle.md)
 
 Options: --release 6.1.0-56-amd64 (or KMODLAB_ORACLE_RELEASE), --timeout SECONDS.
 The guest script sees $OUT (writable, returned), $PYTHON, $PYTHONPATH, $KREL, $MODDIR.
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p_rec = sub.add_parser("record")
     p_rec.add_argument("--out", type=Path)
     p_rec.add_argument("--no-cli", action="store_true")
+    p_mass = sub.add_parser("mass")
+    p_mass.add_argument("--out", type=Path)
+    p_mass.add_argument("--no-init", action="store_true", help="sandbox: do not run inits")
     a = ap.parse_args(argv)
 
     try:
@@ -83,6 +88,21 @@ def main(argv: list[str] | None = None) -> int:
             if "cli.json" in r.files:
                 print(r.text("cli.json"))
             return 0
+        if a.cmd == "mass":
+            from kmodlab.oracle import mass, massdiff
+            prep = qemu.prepare(a.release)
+            entries = mass.plan(prep.moddir)
+            rec, r = mass.run(entries, timeout=max(a.timeout, 600), release=a.release)
+            rep = massdiff.replay(rec, prep.moddir, Path(r.outdir) / "core",
+                                  run_init=not a.no_init)
+            rep.seconds["vm"] = round(r.seconds, 1)
+            rep.seconds["guest_loads"] = rec.get("seconds")
+            out = a.out or ROOT / "tests" / "data" / mass.recording_name(a.release)
+            out.write_text(json.dumps(mass.summarize(rec, rep, r.seconds), indent=0) + "\n")
+            print(massdiff.render(rep))
+            print(f"wrote {out}; VM {r.seconds:.1f}s (guest loads {rec.get('seconds')}s), "
+                  f"sandbox {rep.seconds['sandbox']}s; core dumps in {r.outdir}/core")
+            return 1 if rep.unexplained() or rep.byte_totals()["unexplained"] else 0
     except qemu.OracleError as e:
         print(f"qemu_oracle: {e}", file=sys.stderr)
         return 1

@@ -331,26 +331,27 @@ def guest_python() -> str:
 
 
 def qemu_command(prep: Prepared, outdir: Path, script_path: Path, memory: str = "512M",
-                 smp: int = 1, qemu: str = "qemu-system-x86_64") -> list[str]:
+                 smp: int = 1, qemu: str = "qemu-system-x86_64", append: str = "") -> list[str]:
     return [qemu, "-accel", "tcg", "-cpu", "max", "-smp", str(smp), "-m", memory,
             "-nographic", "-no-reboot", "-nic", "none",
             "-kernel", str(prep.vmlinux), "-initrd", str(prep.initrd),
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
                        "multidevs=remap",
             "-virtfs", f"local,path={outdir},mount_tag=outshare,security_model=none",
-            "-append", f"console=ttyS0 panic=-1 quiet guest_script={script_path} "
-                       f"guest_out={outdir}"]
+            "-append", f"console=ttyS0 panic=-1 quiet {append + ' ' if append else ''}"
+                       f"guest_script={script_path} guest_out={outdir}"]
 
 
 def run_in_guest(script: str, timeout: float = 120, release: str | None = None,
                  files: dict[str, bytes | str] | None = None, outdir: str | Path | None = None,
-                 memory: str = "512M", smp: int = 1) -> GuestResult:
+                 memory: str = "512M", smp: int = 1, append: str = "") -> GuestResult:
     """Boot the kernel, run ``script`` (POSIX sh) as root in ``chroot /host``, power off.
 
     The script sees ``$OUT`` (the writable output dir, also its cwd), ``$PYTHON`` (this host's
     interpreter), ``$PYTHONPATH`` (kmodlab's src), ``$KREL`` and ``$MODDIR`` (the unpacked
     Debian module tree).  ``files`` are written into ``$OUT`` first.  Every file in ``$OUT``
-    comes back in :attr:`GuestResult.files`.
+    comes back in :attr:`GuestResult.files`.  ``append`` adds kernel command-line options
+    (e.g. ``nokaslr``).
     """
     prep = prepare(release)
     qemu = shutil.which("qemu-system-x86_64")
@@ -375,7 +376,7 @@ def run_in_guest(script: str, timeout: float = 120, release: str | None = None,
                                       python=guest_python(), src=SRC))
     wrapper.chmod(0o755)
     cmd = ["timeout", "-k", "5", str(int(timeout))] + \
-        qemu_command(prep, out, wrapper, memory=memory, smp=smp, qemu=qemu)
+        qemu_command(prep, out, wrapper, memory=memory, smp=smp, qemu=qemu, append=append)
     serial_path = out.parent / f"{out.name}.serial"
     t_wait = time.monotonic()
     with _lock(CACHE / "qemu.lock"):

@@ -1,0 +1,419 @@
+"""The sandbox side of the mass-loading run (:mod:`.mass`), and the comparison.
+
+:func:`replay` loads the recording's modules into one in-memory sandbox machine (the embedded
+profile of the same release), in the same order, each placed exactly where the real kernel put
+it (``placement`` = the real core base and the real init base seen by the kprobe), in two steps
+per module:
+
+1. ``load_module(..., run_init=False)``: the module is left COMING.  Compared now: errno of the
+   load, the load-time log lines, coresize and initsize (initsize against the real
+   ``init_layout.size`` logged by the kprobe), section names and offsets (core sections relative
+   to the core base, ``.init*``/``.symtab``/``.strtab`` relative to the init base), and the
+   whole core region byte for byte (:mod:`.bytediff`).
+2. ``do_init_module``: the module's init under the emulator.  If it stops on an unmodelled
+   kernel function the disagreement is *explained* (``unmodelled function X``: counted per
+   name, the emulator's to-do list) and the module is loaded again with init skipped (its
+   state goes COMING → LIVE as if init had returned 0), so later modules find it, as they do
+   in the real kernel.  Compared then: the errno of the whole call, init's log lines, the taint,
+   the /proc/modules line, sysfs refcnt/initstate/initsize/taint/holders.
+
+At the end every module's /proc/modules line and holders are compared again (users arrive later).
+
+Each disagreement gets a class: ``sandbox bug`` (load_module or sysfs/procfs gave another
+answer than Linux), ``emulator`` (init ran to completion under emulation but did something else
+than the real init: the emulator's models, not load_module), or ``explained: <reason>``.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import bytediff
+
+UNMODELLED = re.compile(r"(?:init|exit) (?:called|read|wrote) unmodelled kernel (function|data) (\S+)")
+PAGE = 4096
+# Log lines load_module itself prints (kernel/module/*.c, §4.4): if the real kernel printed one,
+# the sandbox must print it too, whether or not init is emulated.
+LOAD_LOG = re.compile(r"(module verification failed|Unknown symbol|disagrees about version|"
+                      r"no symbol version|taints kernel|version magic|exports duplicate symbol|"
+                      r"module is already loaded|is blacklisted|Unknown rela relocation|"
+                      r"overflow in relocation|invalid WRITE\|EXEC|parameters .* ignored|"
+                      r"unknown parameter|module uses symbol|gave up waiting|"
+                      r"Skipping invalid relocation|has both \.ctors|per-cpu alignment|"
+                      r"Could not allocate .* percpu|please compile with -fno-common)")
+# Lines the kernel logs asynchronously or with machine-dependent numbers: not the call's own.
+ASYNC = re.compile(r"^(random: |clocksource: |tsc: |hrtimer: |sched: RT throttling|workqueue: |rcu: )")
+TAINT_W = 1 << 9
+LOAD_TAINTS = ~TAINT_W & 0x3FFFF       # taints load_module itself adds (all but W, in practice)
+INIT_SECTION = re.compile(r"^\.init|^\.symtab$|^\.strtab$")
+
+
+@dataclass
+class Finding:
+    module: str
+    field: str
+    cls: str                 # "sandbox bug", "emulator", "explained: ..."
+    real: object = None
+    sandbox: object = None
+
+    def as_dict(self):
+        return {"module": self.module, "field": self.field, "class": self.cls,
+                "real": self.real, "sandbox": self.sandbox}
+
+
+@dataclass
+class Report:
+    modules: int = 0
+    fields_compared: int = 0
+    agreements: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    unmodelled: Counter = field(default_factory=Counter)
+    init_outcomes: Counter = field(default_factory=Counter)
+    emulator_stops: dict = field(default_factory=dict)     # module → why its init stopped
+    preload_init_failed: dict = field(default_factory=dict)
+    bytes: list = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+
+    def add(self, module, fld, real, sandbox, cls_if_differs="sandbox bug"):
+        self.fields_compared += 1
+        if real == sandbox:
+            self.agreements += 1
+            return True
+        self.findings.append(Finding(module, fld, cls_if_differs, real, sandbox))
+        return False
+
+    def by_class(self) -> Counter:
+        return Counter(f.cls for f in self.findings)
+
+    def unexplained(self) -> list[Finding]:
+        return [f for f in self.findings if not f.cls.startswith("explained")]
+
+    def byte_totals(self) -> dict:
+        t = {"modules": len(self.bytes), "compared": 0, "differing": 0, "explained": 0,
+             "unexplained": 0, "by_reason": Counter(), "runtime_in_relocated": 0}
+        for b in self.bytes:
+            t["compared"] += b["compared"]
+            t["differing"] += b["differing"]
+            t["explained"] += sum(b["explained"].values())
+            t["unexplained"] += b["unexplained_bytes"]
+            t["runtime_in_relocated"] += b["runtime_in_relocated"]
+            t["by_reason"].update(b["explained"])
+        t["by_reason"] = dict(t["by_reason"].most_common())
+        return t
+
+    def as_dict(self) -> dict:
+        return {"modules": self.modules, "fields_compared": self.fields_compared,
+                "agreements": self.agreements, "disagreements": len(self.findings),
+                "by_class": dict(self.by_class().most_common()),
+                "unmodelled": dict(self.unmodelled.most_common()),
+                "init_outcomes": dict(self.init_outcomes.most_common()),
+                "emulator_stops": self.emulator_stops,
+                "preload_init_failed": self.preload_init_failed,
+                "findings": [f.as_dict() for f in self.findings],
+                "bytes": {"totals": self.byte_totals(), "modules": self.bytes},
+                "seconds": self.seconds}
+
+
+def _real_core_base(st: dict) -> int:
+    return int(st["proc_modules"].split()[5], 16)
+
+
+def _init_base(st: dict, core: int, coresize: int, probe: dict | None) -> int:
+    if probe and probe.get("base"):
+        return probe["base"]
+    init = [a for n, a in st["sections"].items()
+            if isinstance(a, int) and not core <= a < core + coresize]
+    return (min(init) & ~(PAGE - 1)) if init else 0
+
+
+def _offsets(sections: dict[str, int], core: int, init: int, coresize: int) -> dict[str, str]:
+    """Section → "core+0x…" / "init+0x…" (sections outside the core region count from init)."""
+    out = {}
+    for n, a in sections.items():
+        if not isinstance(a, int):
+            out[n] = str(a)
+        elif core <= a < core + coresize:
+            out[n] = f"core+{a - core:#x}"
+        else:
+            out[n] = f"init+{a - init:#x}"
+    return out
+
+
+def _proc_fields(line: str | None) -> dict | None:
+    if line is None:
+        return None
+    p = line.split(" ")
+    out = {"size": p[1], "refcount": p[2], "used_by": p[3], "state": p[4], "address": p[5]}
+    out["flags"] = " ".join(p[6:]) if len(p) > 6 else ""
+    return out
+
+
+class _Sandbox:
+    """One in-memory sandbox machine driven below the syscall layer (placement, COMING)."""
+
+    def __init__(self):
+        from ..sandbox import SandboxKernel
+        self.k = SandboxKernel()
+        with self.k.session(write=True) as m:
+            self.m = m
+
+    def load(self, image: bytes, placement, run_init: bool):
+        from ..kernel.module import main
+        m = self.m
+        start = len(m.log)
+        res = main.load_module(m, image, "", 0, run_init=run_init, placement=placement)
+        mod = m.find_module(res.name, include_unformed=True) if res.ret == 0 else None
+        return res, mod, [r.text for r in m.log[start:]]
+
+    def init(self, mod, skip: bool):
+        """do_init_module: run init (or, ``skip``, go LIVE as if init had returned 0)."""
+        from ..kernel.module import main
+        m = self.m
+        start = len(m.log)
+        res = main.LoadResult(name=mod.name)
+        saved = mod.init_fn
+        if skip:
+            mod.init_fn = 0
+        try:
+            ret = main.do_init_module(m, mod, res)
+        finally:
+            if skip:
+                mod.init_fn = saved
+        return ret, res, [r.text for r in m.log[start:]]
+
+    def drop(self, name: str):
+        """Remove a module the real kernel does not have (keeps the two machines in step)."""
+        from ..kernel.module import main
+        mod = self.m.find_module(name, include_unformed=True)
+        if mod is not None:
+            main.free_module(self.m, mod)
+
+    def read(self, path: str) -> str | None:
+        from ..sandbox import read_kernel_file
+        try:
+            return read_kernel_file(self.m, path).decode("latin-1")
+        except OSError:
+            return None
+
+    def proc_line(self, name: str) -> str | None:
+        for ln in (self.read("/proc/modules") or "").splitlines():
+            if ln.split(" ", 1)[0] == name:
+                return ln
+        return None
+
+    def holders(self, name: str) -> list[str]:
+        from ..sandbox import list_kernel_dir
+        try:
+            return sorted(list_kernel_dir(self.m, f"/sys/module/{name}/holders"))
+        except OSError:
+            return []
+
+
+def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool = True,
+           progress=None) -> Report:
+    """Replay the recording through the sandbox and compare (see the module docstring)."""
+    t0 = time.monotonic()
+    rep = Report()
+    sb = _Sandbox()
+    if rec.get("release") != sb.m.profile.release:
+        raise ValueError(f"recorded on {rec.get('release')}, sandbox profile is "
+                         f"{sb.m.profile.release}")
+    from ..oracle.qemu import module_index
+    index = module_index(Path(moddir))
+    # the 9p stack /init loaded before the script ran: the same modules, same places, LIVE
+    for p in rec["preloaded"]:
+        st = p["state"]
+        core = _real_core_base(st)
+        size = int(st["coresize"])
+        img = Path(index[p["name"]]).read_bytes()
+        placement = (core, _init_base(st, core, size, None))
+        res, mod, _log = sb.load(img, placement, run_init=False)
+        if res.ret:
+            rep.findings.append(Finding(p["name"], "preload", "sandbox bug", 0, res.ret))
+            continue
+        ret, _r, _l = sb.init(mod, skip=not run_init)     # e.g. virtio registers its bus
+        if ret < 0:
+            res, mod, _log = sb.load(img, placement, run_init=False)
+            if res.ret == 0:
+                sb.init(mod, skip=True)
+            rep.preload_init_failed[p["name"]] = _r.reason
+    prev_taint = (rec.get("tainted_at_start", 0), sb.m.taint)
+    explained_taint = 0
+    for i, obs in enumerate(rec["loads"]):
+        name = obs["name"]
+        rep.modules += 1
+        img = (Path(moddir) / obs["path"]).read_bytes()
+        st = obs.get("state")
+        real_loaded = obs["errno"] == 0
+        probe = obs.get("init_layout")
+        placement = None
+        if st:
+            core = _real_core_base(st)
+            placement = (core, _init_base(st, core, int(st["coresize"]), probe))
+        elif probe:
+            placement = (None, probe["base"])
+        if placement and placement[0] is None:
+            placement = None
+        # 1. load_module up to COMING
+        res, mod, log1 = sb.load(img, placement, run_init=False)
+        if progress:
+            progress(i, len(rec["loads"]), name, res.ret)
+        real_log = [ln for ln in obs["log"] if not ASYNC.match(ln)]
+        real_load_log = [ln for ln in real_log if LOAD_LOG.search(ln)]
+        sb_load_log = [ln for ln in log1 if LOAD_LOG.search(ln)]
+        rep.add(name, "load_module log", real_load_log, sb_load_log)
+        if res.ret != 0:
+            # the sandbox refused before init: compare with the real errno
+            rep.add(name, "errno", obs["errno"], -res.ret)
+            rep.init_outcomes["load_module failed"] += 1
+            rep.add(name, "taint added by the call", obs["tainted"] & ~prev_taint[0],
+                    sb.m.taint & ~prev_taint[1])
+            prev_taint = (obs["tainted"], sb.m.taint)
+            continue
+        if probe:
+            rep.add(name, "initsize (COMING)", probe["size"], res.initsize)
+        if not real_loaded and not probe:
+            # the real kernel refused before init (e.g. Unknown symbol), the sandbox did not
+            rep.add(name, "errno", obs["errno"], 0)
+            sb.drop(name)
+            prev_taint = (obs["tainted"], sb.m.taint)
+            continue
+        coresize = res.coresize
+        sb_core = sb.m.mm.read(mod.core.base, coresize)
+        sb_sections = dict(mod.sections)
+        init_base = mod.init_layout.base
+        # 2. init
+        ret, ires, log2 = sb.init(mod, skip=not run_init)
+        um = UNMODELLED.search(ires.reason or "")
+        if um:
+            rep.unmodelled[um.group(2)] += 1
+            rep.init_outcomes[f"unmodelled {um.group(1)}"] += 1
+            why = f"explained: init called unmodelled kernel {um.group(1)} {um.group(2)}"
+        elif not run_init:
+            rep.init_outcomes["init not run"] += 1
+            why = "explained: init not run (run_init=False)"
+        elif ret < 0 and ires.reason and "kmodlab" in ires.reason:
+            rep.init_outcomes["emulation stopped: " + ires.reason.split(": ", 2)[-1][:90]] += 1
+            rep.emulator_stops[name] = ires.reason
+            why = "emulator"
+        else:
+            rep.init_outcomes["init ran to completion"] += 1
+            why = None
+        if ret < 0 and real_loaded:
+            # load again with init skipped, so that later modules find it LIVE
+            res2, mod2, _ = sb.load(img, placement, run_init=False)
+            if res2.ret == 0:
+                sb.init(mod2, skip=True)
+        init_log_real = [ln for ln in real_log if not LOAD_LOG.search(ln)]
+        init_log_sb = [ln for ln in log2 if not ln.startswith("kmodlab: ")]
+        sb_errno = -ret if ret < 0 else 0
+        if why is None:
+            rep.add(name, "errno", obs["errno"], sb_errno, "emulator")
+            rep.add(name, "init log", init_log_real, init_log_sb, "emulator")
+        else:
+            rep.add(name, "errno", obs["errno"], 0 if why.startswith("explained") and real_loaded
+                    else sb_errno, why)
+            rep.add(name, "init log", init_log_real, init_log_real if why.startswith("explained")
+                    else init_log_sb, why)
+        real_delta = obs["tainted"] & ~prev_taint[0]
+        sb_delta = sb.m.taint & ~prev_taint[1]
+        prev_taint = (obs["tainted"], sb.m.taint)
+        tcls = why if why and why.startswith("explained") else \
+            ("emulator" if why == "emulator" or real_delta & ~LOAD_TAINTS else "sandbox bug")
+        if rep.add(name, "taint added by the call", real_delta, sb_delta, tcls) is False and \
+                tcls.startswith("explained"):
+            explained_taint |= real_delta ^ sb_delta
+        if not real_loaded:
+            if sb.m.find_module(name) is not None:
+                sb.drop(name)
+            continue
+        # 3. the module's files, LIVE
+        pr, ps = _proc_fields(st["proc_modules"]), _proc_fields(sb.proc_line(name))
+        for k in ("size", "refcount", "used_by", "state", "address", "flags"):
+            rep.add(name, f"/proc/modules {k}", pr.get(k), ps.get(k) if ps else None)
+        for k in ("coresize", "initsize", "taint", "refcnt", "initstate"):
+            rep.add(name, f"sysfs {k}", st[k], sb.read(f"/sys/module/{name}/{k}"))
+        rep.add(name, "sysfs holders", st["holders"], sb.holders(name))
+        real_core = _real_core_base(st)
+        rsec = _offsets(st["sections"], real_core, placement[1], int(st["coresize"]))
+        ssec = _offsets(sb_sections, mod.core.base, init_base, coresize)
+        rep.add(name, "sections (names)", sorted(rsec), sorted(ssec))
+        for sname in sorted(set(rsec) & set(ssec)):
+            rep.add(name, f"section {sname}", rsec[sname], ssec[sname])
+        # 4. the core bytes
+        if core_dir is not None and (Path(core_dir) / f"{name}.bin").exists():
+            real_bytes = (Path(core_dir) / f"{name}.bin").read_bytes()
+            br = bytediff.attribute(name, img, sb_sections, mod.core.base, real_bytes, sb_core)
+            rep.bytes.append(br.as_dict())
+    # the end state: users arrived after each module's own snapshot
+    preloaded = {p["name"] for p in rec["preloaded"]}
+    for line in rec["final"]["proc_modules"]:
+        name = line.split(" ", 1)[0]
+        pr, ps = _proc_fields(line), _proc_fields(sb.proc_line(name))
+        for k in ("used_by", "state"):
+            rep.add(name, f"final /proc/modules {k}", pr.get(k), ps.get(k) if ps else None)
+        # refcount = one per user module (used_by, compared above) + runtime references
+        # (try_module_get: mounts, crypto tfms, nls tables, ... taken by running code)
+        if ps is not None:
+            users = lambda p: len([u for u in p["used_by"].split(",") if u and u != "-"])
+            rep.add(name, "final refcount from users", users(pr), users(ps))
+            rep.add(name, "final runtime references", int(pr["refcount"]) - users(pr),
+                    int(ps["refcount"]) - users(ps),
+                    "explained: runtime references (the oracle's 9p mounts hold the 9p stack)"
+                    if name in preloaded else
+                    "explained: runtime references taken by code (try_module_get from other "
+                    "modules' inits: crypto tfms, nls tables, configfs, ...) that the sandbox "
+                    "did not run to completion")
+        rep.add(name, "final holders", rec["final"]["holders"].get(name), sb.holders(name))
+    rep.add("(kernel)", "final tainted", rec["final"]["tainted"], sb.m.taint,
+            "explained: taints added by inits the emulator did not complete (above)"
+            if (rec["final"]["tainted"] ^ sb.m.taint) & ~explained_taint == 0 else "sandbox bug")
+    rep.seconds["sandbox"] = round(time.monotonic() - t0, 1)
+    return rep
+
+
+def render(rep: Report) -> str:
+    d = rep.as_dict()
+    lines = [f"{d['modules']} modules; {d['fields_compared']} fields compared, "
+             f"{d['agreements']} agree, {d['disagreements']} disagree"]
+    for k, v in d["by_class"].items():
+        lines.append(f"  {v:5d}  {k}")
+    lines.append("init outcomes in the sandbox:")
+    for k, v in d["init_outcomes"].items():
+        lines.append(f"  {v:5d}  {k}")
+    lines.append("unmodelled kernel functions/data (modules stopped):")
+    for k, v in d["unmodelled"].items():
+        lines.append(f"  {v:5d}  {k}")
+    t = d["bytes"]["totals"]
+    lines.append(f"core bytes: {t['modules']} modules, {t['compared']} compared, "
+                 f"{t['differing']} differ: {t['explained']} explained, "
+                 f"{t['unexplained']} unexplained")
+    for k, v in t["by_reason"].items():
+        lines.append(f"  {v:8d}  {k}")
+    for f in rep.unexplained():
+        lines.append(f"  UNEXPLAINED [{f.cls}] {f.module}: {f.field}: real {f.real!r} "
+                     f"sandbox {f.sandbox!r}")
+    for b in d["bytes"]["modules"]:
+        for u in b["unexplained"]:
+            lines.append(f"  UNEXPLAINED BYTES {b['module']}: {json.dumps(u)}")
+    return "\n".join(lines)
+
+
+_REPORTS: dict = {}
+
+
+def session_report(release: str | None = None):
+    """The shared mass run (:func:`kmodlab.oracle.mass.session`) replayed once per process:
+    (recording, GuestResult, Report).  Core bytes are taken at COMING, before init runs."""
+    from . import mass, qemu
+    key = release or qemu.DEFAULT_RELEASE
+    if key not in _REPORTS:
+        rec, r, core = mass.session(release)
+        rep = replay(rec, qemu.prepare(release).moddir, core)
+        rep.seconds["vm"] = round(r.seconds, 1)
+        _REPORTS[key] = (rec, r, rep)
+    return _REPORTS[key]
