@@ -334,24 +334,12 @@ class Sandbox:
     def insmod(self, path: str | os.PathLike, params=None, *, force: bool = False, **kw) -> SyscallResult:
         """Load a module file (compressed ones are decompressed in user space, as kmod does).
         Parameters as a dict, a list of 'name=value' or one string; keyword arguments too."""
-        from .lib.file import read_module
+        from .kernel.module.internal import MODULE_INIT_IGNORE_MODVERSIONS, MODULE_INIT_IGNORE_VERMAGIC
+        from .lib.module import insert_module
         if kw:
             params = {**(params or {}), **kw} if not isinstance(params, (str, list)) else params
-        args = self._args(params)
-        mf = read_module(str(path))
-        if force:
-            from .kernel.module.internal import (MODULE_INIT_IGNORE_MODVERSIONS,
-                                                 MODULE_INIT_IGNORE_VERMAGIC)
-            if mf.compression == "none":
-                res = self.kernel.finit_module(str(path), args,
-                                               MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC)
-            else:
-                from .lib.strip import strip_for_force
-                res = self.kernel.init_module(strip_for_force(mf.data), args)
-        elif mf.compression == "none":
-            res = self.kernel.finit_module(str(path), args, 0)
-        else:
-            res = self.kernel.init_module(mf.data, args)
+        flags = (MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC) if force else 0
+        res = insert_module(self.kernel, str(path), self._args(params), flags)
         self.last = res
         if not res.ok:
             raise KernelError(res.errno, res.details.get("step", ""), res.reason, res.log)

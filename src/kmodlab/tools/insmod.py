@@ -1,8 +1,7 @@
 """insmod: hand one module file to the kernel (kmod's tools/insmod.c), plus kmodlab's why.
 
-kmod 30 behaviour: an uncompressed file goes through finit_module(fd); a compressed one is
-decompressed here and passed to init_module; ``-f`` asks the kernel to ignore vermagic and
-modversions (MODULE_INIT_IGNORE_*), or, where finit_module is missing, strips them in memory.
+How the file reaches the kernel (finit_module, or init_module with a decompressed or
+stripped image) is lib/module.py's insert_module, shared with modprobe.
 Messages are kmod's; after them kmodlab prints the kernel's own reason for a failure.
 """
 from __future__ import annotations
@@ -10,11 +9,11 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import ENOSYS, strerror
-from ..kernel.module.internal import (MODULE_INIT_COMPRESSED_FILE, MODULE_INIT_IGNORE_MODVERSIONS,
-                                      MODULE_INIT_IGNORE_VERMAGIC)
+from ..errors import strerror
+from ..kernel.module.internal import MODULE_INIT_IGNORE_MODVERSIONS, MODULE_INIT_IGNORE_VERMAGIC
 from ..lib.args import options_from_array
-from ..lib.file import ModuleFileError, read_module
+from ..lib.file import ModuleFileError
+from ..lib.module import insert_module
 from ..syscalls import get_kernel
 from .common import ToolParser, call_json, print_json
 from .log import log_error, log_reason, mod_strerror
@@ -61,11 +60,6 @@ def main(argv: list[str]) -> int:
         log_error("insmod", "this tool does not support loading from stdin!")
         return 1
     args = options_from_array(opts.args)
-    try:
-        mf = read_module(opts.filename)
-    except ModuleFileError as e:
-        log_error("insmod", f"could not load module {opts.filename}: {strerror(e.errno)}")
-        return 1
     kernel = get_kernel()
     if hasattr(kernel, "cred"):
         kernel.cred.cap_sys_module = not opts.as_user
@@ -74,22 +68,11 @@ def main(argv: list[str]) -> int:
         log_error("insmod", "--as-user works with the sandbox kernel only")
         return 1
     flags = (MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC) if opts.force else 0
-    if mf.compression == "none":
-        res = kernel.finit_module(os.path.abspath(opts.filename), args, flags)
-        if not res.ok and res.errno == ENOSYS:
-            from ..lib.strip import strip_for_force
-            res = kernel.init_module(strip_for_force(mf.data) if opts.force else mf.data, args)
-    elif kernel_decompresses(kernel, mf.compression):
-        # the kernel announces in-kernel decompression for this format (Linux ≥ 6.4 with
-        # CONFIG_MODULE_DECOMPRESS): hand it the file as it is, like kmod ≥ 31
-        res = kernel.finit_module(os.path.abspath(opts.filename), args,
-                                  flags | MODULE_INIT_COMPRESSED_FILE)
-    else:
-        image = mf.data
-        if opts.force:
-            from ..lib.strip import strip_for_force
-            image = strip_for_force(image)
-        res = kernel.init_module(image, args)
+    try:
+        res = insert_module(kernel, opts.filename, args, flags)
+    except ModuleFileError as e:
+        log_error("insmod", f"could not load module {opts.filename}: {strerror(e.errno)}")
+        return 1
     if opts.json:
         d = res.details or {}
         print_json({"file": opts.filename, "name": d.get("name"), "ok": res.ok,
@@ -110,14 +93,6 @@ def main(argv: list[str]) -> int:
         log_reason(why(res))
         return 1
     return 0
-
-
-def kernel_decompresses(kernel, compression: str) -> bool:
-    """/sys/module/compression names the one format the kernel decompresses itself."""
-    try:
-        return kernel.read("/sys/module/compression").decode().strip() == compression
-    except OSError:
-        return False
 
 
 def why(res) -> list[str]:

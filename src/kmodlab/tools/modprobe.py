@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 
-from ..errors import EBUSY, EEXIST, EINVAL, ENOENT, ENOSYS, strerror
+from ..errors import EBUSY, EEXIST, EINVAL, ENOENT, strerror
 from ..lib.args import options_from_array
 from ..lib.config import Config, load_config
 from ..lib.depmod import read_modules_dep
@@ -265,7 +265,8 @@ class Modprobe:
             return -ENOENT
         from ..kernel.module.internal import (MODULE_INIT_IGNORE_MODVERSIONS,
                                               MODULE_INIT_IGNORE_VERMAGIC)
-        from ..lib.file import ModuleFileError, read_module
+        from ..lib.file import ModuleFileError
+        from ..lib.module import insert_module
         o = self.opts
         flags = 0
         if o.force or o.force_modversion:
@@ -273,20 +274,9 @@ class Modprobe:
         if o.force or o.force_vermagic:
             flags |= MODULE_INIT_IGNORE_VERMAGIC
         try:
-            mf = read_module(m.path)
+            return self._result(m, insert_module(self.kernel, m.path, options, flags))
         except ModuleFileError as e:
             return -e.errno
-        k = self.kernel
-        res = None
-        if mf.compression == "none":
-            res = k.finit_module(m.path, options, flags)
-            if res.ok or res.errno != ENOSYS:
-                return self._result(m, res)
-        image = mf.data
-        if flags:
-            from ..lib.strip import strip_for_force
-            image = strip_for_force(image)
-        return self._result(m, k.init_module(image, options))
 
     def _result(self, m: PMod, res) -> int:
         if res.ok:
