@@ -14,8 +14,8 @@ libkmod-elf.c, ``kmod_builtin_get_modinfo`` in libkmod-builtin.c and the lookups
 
 **Lookup without depmod's binary indexes (a documented difference).**  kmod 30 reads only the
 ``*.bin`` indexes that depmod writes (without ``modules.dep.bin`` it reports "Module x not found"
-even when the file exists).  kmodlab's depmod writes only the text files, so :class:`ModuleDir` reads them
-depmod writes next to them, in kmod's lookup order:
+even when the file exists).  kmodlab's depmod writes only the text files, so :class:`ModuleDir`
+reads those, in kmod's lookup order:
 
 1. ``modules.dep`` (module name → path); if that file is absent, a walk of the directory for
    ``<name>.ko``, ``.ko.xz``, ``.ko.zst``, ``.ko.gz`` (sorted paths, ``updates/`` first, first hit
