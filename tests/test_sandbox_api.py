@@ -54,3 +54,20 @@ def test_persistent_machine_dir(tmp_path):
     assert [m.name for m in again.modules()] == ["hello"]
     again.rmmod("hello")
     assert Sandbox(machine_dir=tmp_path).modules() == []
+
+
+def test_a_stopped_init_leaves_nothing_behind(monkeypatch):
+    """An init that stops on an unmodelled function (a sandbox event, not a kernel one) is
+    rolled back: the kmalloc it made is gone, the module is not listed, the error is ENOSYS
+    with the function's name, and the next attempt gets the same answer."""
+    from kmodlab.emu import registry
+    registry.load_models()
+    monkeypatch.delitem(registry.FUNCTIONS, "snprintf")    # hello calls it after kmalloc
+    sb = Sandbox()
+    for _ in range(2):
+        with pytest.raises(KernelError) as ei:
+            sb.insmod(EX / "hello.ko")
+        assert ei.value.errno == 38
+        assert "init called unmodelled kernel function snprintf" in ei.value.reason
+        with sb.kernel.session(write=False) as m:
+            assert m.heap.allocs == {} and m.modules == []

@@ -140,8 +140,19 @@ class Machine:
         return None
 
     def run_module_code(self, mod: Module, addr: int, what: str, result, trace: bool = False) -> int:
-        """Run a module function (init/exit) on the emulated CPU; returns its int result."""
+        """Run a module function (init/exit) on the emulated CPU; returns its int result.
+
+        When the run *stops* (an unmodelled function, an oops, the budget) — an event of the
+        sandbox, not of the kernel — what the partial run did to the modelled kernel is undone,
+        so that no registration or allocation points into a module that is then freed: an init
+        is rolled back to before it ran; an exit's registrations into the module are dropped
+        (the module goes anyway, as exit cannot fail)."""
+        import copy
         from .emu.emulator import SENTINEL, Emulator
+        from .emu.errors import EmuError
+        saved = (copy.deepcopy(self.emu_state), dict(self.heap.allocs), list(self.heap.free),
+                 self.heap.top, bytes(self.mm.regions["heap"].data) if "heap" in self.mm.regions else None,
+                 set(self.kmalloced_params))
         emu = Emulator(self.mm, self.heap, self.profile.exports, printk=self.printk,
                        symbolize=self.symbolize, trace=trace, state=self.emu_state,
                        comm="insmod" if what == "init" else "rmmod")
@@ -150,10 +161,28 @@ class Machine:
             return "(tail call)" if a == SENTINEL else (self.symbolize(a) or f"{a:#x}")
         try:
             return emu.call(addr, what=what)
+        except EmuError:
+            if what == "init":
+                self._restore(saved)
+            else:
+                lo, hi = mod.core.base, mod.core.base + mod.core.size
+                self.emu_state = _purge_refs(self.emu_state, lo, hi)
+            raise
         finally:
             # rendered now, while init's symbols are still known
             result.calls.extend(emu.calls)
             result.trace.extend(f"{what}: {c.render(where)}" for c in emu.calls)
+
+    def _restore(self, saved) -> None:
+        state, allocs, free, top, heap, kparams = saved
+        self.emu_state.clear()
+        self.emu_state.update(state)
+        self.heap.allocs, self.heap.free, self.heap.top = allocs, free, top
+        if heap is None:
+            self.mm.unmap("heap")
+        else:
+            self.mm.regions["heap"].data[:] = heap
+        self.kmalloced_params = kparams
 
     def param_context(self, mod: Module):
         from .kernel.params import ParamCtx
@@ -225,6 +254,34 @@ class Machine:
                 raise OSError(f"machine state damaged: region {name} has {len(data)} bytes, not {size}")
             m.mm.regions[name] = Region(name, base, data)
         return m
+
+
+def _purge_refs(obj, lo: int, hi: int):
+    """``obj`` without the dict entries and list items that hold an address in [lo, hi)."""
+    def refers(o) -> bool:
+        if isinstance(o, bool):
+            return False
+        if isinstance(o, int):
+            return lo <= o < hi
+        if isinstance(o, str):
+            try:
+                return lo <= int(o, 0) < hi
+            except ValueError:
+                return False
+        if isinstance(o, dict):
+            return any(refers(k) or refers(v) for k, v in o.items())
+        if isinstance(o, (list, tuple)):
+            return any(refers(v) for v in o)
+        return False
+
+    def walk(o, top: bool):
+        if isinstance(o, dict):
+            return {k: walk(v, False) for k, v in o.items() if not (refers(k) or (not top and refers(v)))} \
+                if not top else {k: walk(v, False) for k, v in o.items()}
+        if isinstance(o, list):
+            return [walk(v, False) for v in o if not refers(v)]
+        return o
+    return walk(obj, True)
 
 
 class MachineStore:
