@@ -8,7 +8,8 @@ time.py (jiffies, delays, ktime), page.py (page_offset_base …), crypto.py (cry
 shash, templates), driver.py (drivers/base, PCI, platform, misc, char_dev), fs.py
 (filesystems, NLS, debugfs), locking.py (mutexes, spinlocks, wait queues, RCU), timer.py
 (kernel/time/timer.c), workqueue.py (kernel/workqueue.c), net.py (rtnetlink, ethtool),
-leds.py (LED triggers, list debugging), notifier.py (notifier chains).
+leds.py (LED triggers, list debugging), notifier.py (notifier chains),
+input.py (input handlers, ACPI bus types).
 """
-from . import (crypto, driver, fs, leds, locking, net, notifier, page, printk, sched, slab, string,  # noqa: F401
+from . import (crypto, driver, fs, input, leds, locking, net, notifier, page, printk, sched, slab, string,  # noqa: F401
                thunks, time, timer, vsprintf, workqueue)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from ..registry import model
 from .locking import init_list_head
 
-EINVAL, EBUSY, EEXIST, ENOMEM = 22, 16, 17, 12
+EINVAL, EBUSY, EEXIST, ENOMEM, ENODEV = 22, 16, 17, 12, 19
 MAX_ERRNO = 4095
 MASK64 = (1 << 64) - 1
 DRV_NAME, DRV_BUS, DRV_OWNER, DRV_MOD_NAME, DRV_GROUPS, DRV_DEV_GROUPS, DRV_P = \
@@ -388,3 +388,61 @@ def __register_chrdev(emu, major, baseminor, count, name, fops):
 @model("__unregister_chrdev")
 def __unregister_chrdev(emu, major, baseminor, count, name):
     _unregister_region(emu, major, baseminor, count)
+
+
+# --- class interfaces ---------------------------------------------------------------------------
+CI_NODE, CI_CLASS, CI_ADD_DEV = 0, 16, 24
+
+
+@model("class_interface_register")
+def class_interface_register(emu, intf):
+    """Lists the interface on its class and calls ``add_dev`` for the class's devices: a class
+    a module registered has none here (no devices are created); a class of the kernel's own
+    would have devices the sandbox does not model, so that is Unmodelled."""
+    if not intf or not emu.read_u(intf + CI_CLASS, 8):
+        return -ENODEV
+    cls = emu.read_u(intf + CI_CLASS, 8)
+    name = _name(emu, emu.read_u(cls + CLASS_NAME, 8))
+    c = _reg(emu, "class").get(name)
+    if c is None or c["cls"] != cls:
+        from ..errors import Unmodelled
+        raise Unmodelled(f"class_interface_register (devices of class {name})", what=emu.what)
+    c.setdefault("interfaces", []).append(intf)
+    return 0
+
+
+@model("class_interface_unregister")
+def class_interface_unregister(emu, intf):
+    cls = emu.read_u(intf + CI_CLASS, 8)
+    if not cls:
+        return
+    c = _reg(emu, "class").get(_name(emu, emu.read_u(cls + CLASS_NAME, 8)))
+    if c and intf in c.get("interfaces", []):
+        c["interfaces"].remove(intf)
+
+
+@model("bus_register_notifier")
+def bus_register_notifier(emu, bus, nb):
+    """The bus's notifier chain (in its subsys_private): told of devices added or removed —
+    none are, in the sandbox.  -EEXIST for a block already on the chain."""
+    name = bus_registered(emu, bus)
+    if name is None:
+        raise emu.oops(["BUG: kernel NULL pointer dereference (bus_register_notifier on a bus "
+                        "that is not registered: bus->p is NULL)"])
+    chains = emu.state.setdefault("driver", {}).setdefault("bus_notifiers", {})
+    chain = chains.setdefault(name, [])
+    if nb in chain:
+        emu.printk(4, f"notifier callback {emu.symbol(emu.read_u(nb, 8))} already registered\n")
+        return -EEXIST
+    chain.append(nb)
+    return 0
+
+
+@model("bus_unregister_notifier")
+def bus_unregister_notifier(emu, bus, nb):
+    name = bus_registered(emu, bus)
+    chain = emu.state.setdefault("driver", {}).setdefault("bus_notifiers", {}).get(name, [])
+    if nb not in chain:
+        return -2
+    chain.remove(nb)
+    return 0
