@@ -34,6 +34,28 @@ from pathlib import Path
 
 from . import bytediff
 
+# Kernel log lines printed not by the module's init but by kernel code its registration runs,
+# which the emulator's models do not run (named, so that each stays an explained difference).
+KERNEL_INTERNAL_LOG = [
+    (re.compile(r"^alg: No test for "),
+     "crypto testmgr: the self-test lookup run when an algorithm registers is not modelled"),
+    (re.compile(r"^DRBG: "),
+     "crypto DRBG: the default RNG's instantiation (and its jitterentropy fallback) is not modelled"),
+]
+
+
+def internal_only(real: list[str], sandbox: list[str]) -> str | None:
+    """If ``real`` is ``sandbox`` plus lines of KERNEL_INTERNAL_LOG, the named reasons."""
+    rest, reasons = [], []
+    for line in real:
+        hit = next((why for rx, why in KERNEL_INTERNAL_LOG if rx.search(line)), None)
+        if hit:
+            reasons.append(hit)
+        else:
+            rest.append(line)
+    return "; ".join(dict.fromkeys(reasons)) if reasons and rest == sandbox else None
+
+
 UNMODELLED = re.compile(r"(?:init|exit) (?:called|read|wrote) unmodelled kernel (function|data) (\S+)")
 PAGE = 4096
 # Log lines load_module itself prints (kernel/module/*.c, §4.4): if the real kernel printed one,
@@ -313,7 +335,9 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         sb_errno = -ret if ret < 0 else 0
         if why is None:
             rep.add(name, "errno", obs["errno"], sb_errno, "emulator")
-            rep.add(name, "init log", init_log_real, init_log_sb, "emulator")
+            internal = internal_only(init_log_real, init_log_sb)
+            rep.add(name, "init log", init_log_real, init_log_sb,
+                    f"explained: {internal}" if internal else "emulator")
         else:
             rep.add(name, "errno", obs["errno"], 0 if why.startswith("explained") and real_loaded
                     else sb_errno, why)

@@ -38,6 +38,8 @@ CACHE = Path(os.environ.get("KMODLAB_ORACLE_CACHE",
                             Path.home() / ".cache" / "kmodlab" / "oracle"))
 DEBS = Path(os.environ.get("KMODLAB_DEBS", Path.home() / ".cache" / "kmodlab" / "debs"))
 SRC = Path(__file__).resolve().parents[2]          # …/src, put on the guest's PYTHONPATH
+REPO = SRC.parent                                   # the checkout, shared on its own: it may
+                                                    # live under /tmp, which the guest hides
 
 # The 9p stack in dependency order (modinfo -F depends), loaded by /init.
 NINEP_STACK = ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
@@ -61,6 +63,8 @@ mount -t sysfs sysfs /host/sys
 mount -t devtmpfs devtmpfs /host/dev
 mount -t tmpfs tmpfs /host/run
 mount -t tmpfs tmpfs /host/tmp
+REPO=$(sed -n 's/.*guest_repo=\([^ ]*\).*/\1/p' /proc/cmdline)
+[ -n "$REPO" ] && { mkdir -p /host$REPO 2>/dev/null; mount -t 9p -o $O,ro,cache=loose reposhare /host$REPO || echo "=== MOUNT-FAIL reposhare"; }
 OUTDIR=$(sed -n 's/.*guest_out=\([^ ]*\).*/\1/p' /proc/cmdline)
 [ -n "$OUTDIR" ] && { mount -t 9p -o $O outshare /host$OUTDIR || echo "=== MOUNT-FAIL outshare"; }
 echo "=== 9P-READY uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -338,8 +342,10 @@ def qemu_command(prep: Prepared, outdir: Path, script_path: Path, memory: str = 
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
                        "multidevs=remap",
             "-virtfs", f"local,path={outdir},mount_tag=outshare,security_model=none",
+            "-virtfs", f"local,path={REPO},mount_tag=reposhare,security_model=none,readonly=on,"
+                       "multidevs=remap",
             "-append", f"console=ttyS0 panic=-1 quiet {append + ' ' if append else ''}"
-                       f"guest_script={script_path} guest_out={outdir}"]
+                       f"guest_script={script_path} guest_out={outdir} guest_repo={REPO}"]
 
 
 def run_in_guest(script: str, timeout: float = 120, release: str | None = None,
