@@ -46,53 +46,36 @@ def _get_offset(layout: Layout, sec: elf.Section) -> int:
 
 def layout_sections(info: LoadInfo) -> None:
     """Give every SHF_ALLOC section its offset in core or init, pass by pass (text, rodata,
-    ro_after_init, data, rest), page-aligning after each kind."""
-    core, init = info.core, info.init
+    ro_after_init, data, rest), page-aligning after each kind: first the core sections, then
+    the ``.init*`` ones (marked with INIT_OFFSET_MASK)."""
     for s in info.sechdrs:
         s.entsize = UNASSIGNED
+    _layout_passes(info, info.core, init=False)
+    _layout_passes(info, info.init, init=True)
+
+
+def _layout_passes(info: LoadInfo, lay: Layout, init: bool) -> None:
+    mark = INIT_OFFSET_MASK if init else 0
     for m, (need, forbid) in enumerate(_MASKS):
         for s in info.sechdrs:
             if (s.flags & need) != need or s.flags & forbid or s.entsize != UNASSIGNED \
-                    or module_init_layout_section(s.name):
+                    or module_init_layout_section(s.name) != init:
                 continue
-            s.entsize = _get_offset(core, s)
+            s.entsize = _get_offset(lay, s) | mark
         if m == 0:
-            core.size = strict_align(core.size)
-            core.text_size = core.size
+            lay.size = strict_align(lay.size)
+            lay.text_size = lay.size
         elif m == 1:
-            core.size = strict_align(core.size)
-            core.ro_size = core.size
+            lay.size = strict_align(lay.size)
+            lay.ro_size = lay.size
         elif m == 2:
-            core.size = strict_align(core.size)
-            core.ro_after_init_size = core.size
+            if init:                    # init has no ro_after_init part
+                lay.ro_after_init_size = lay.ro_size
+            else:
+                lay.size = strict_align(lay.size)
+                lay.ro_after_init_size = lay.size
         elif m == 4:
-            core.size = strict_align(core.size)
-    for m, (need, forbid) in enumerate(_MASKS):
-        for s in info.sechdrs:
-            if (s.flags & need) != need or s.flags & forbid or s.entsize != UNASSIGNED \
-                    or not module_init_layout_section(s.name):
-                continue
-            s.entsize = _get_offset(init, s) | INIT_OFFSET_MASK
-        if m == 0:
-            init.size = strict_align(init.size)
-            init.text_size = init.size
-        elif m == 1:
-            init.size = strict_align(init.size)
-            init.ro_size = init.size
-        elif m == 2:
-            init.ro_after_init_size = init.ro_size
-        elif m == 4:
-            init.size = strict_align(init.size)
-
-
-def is_core_symbol(st_name: int, shndx: int, info: LoadInfo) -> bool:
-    """Does kallsyms keep this symbol after init (CONFIG_KALLSYMS_ALL=y)?"""
-    if shndx == elf.SHN_UNDEF or shndx >= info.hdr.shnum or not st_name:
-        return False
-    if shndx == info.index_pcpu:
-        return True
-    sec = info.sechdrs[shndx]
-    return bool(sec.flags & elf.SHF_ALLOC) and not (sec.entsize & INIT_OFFSET_MASK)
+            lay.size = strict_align(lay.size)
 
 
 def core_symbol_mask(info: LoadInfo):

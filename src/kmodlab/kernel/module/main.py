@@ -576,20 +576,12 @@ def mod_sysfs_setup(m, info: LoadInfo, mod: Module) -> None:
 # freeing
 
 def free_module(m, mod: Module) -> None:
-    """Drop the references on used modules, free params, memory, percpu; unlink."""
-    for tname in mod.target_list:
-        t = m.find_module(tname, include_unformed=True)
-        if t is not None:
-            t.refcnt -= 1
-            if mod.name in t.source_list:
-                t.source_list.remove(mod.name)
-    mod.target_list = []
+    """Drop the references on used modules, free params, percpu and memory; unlink."""
+    module_unload_free(m, mod)
     m.free_params(mod)
-    m.mm.unmap(mod.core_region)
-    m.mm.unmap(mod.init_region)
-    m.percpu_used = [p for p in m.percpu_used if p[2] != mod.name]
-    if mod in m.modules:
-        m.modules.remove(mod)
+    free_percpu(m, mod)
+    free_memory(m, mod)
+    unlink_module(m, mod)
 
 
 def emulation_failure(m, mod: Module, e: KmodlabError, result: LoadResult) -> int:
