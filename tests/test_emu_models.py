@@ -298,3 +298,22 @@ def test_debugfs_duplicate_name_is_eexist():
     assert ret == -17
     assert (3, "debugfs: Directory 'x' with parent '/' already present!") in log
     assert state["debugfs"] == {}
+
+
+@needs_gcc
+def test_crc32_matches_the_standard_crcs():
+    """lib/crc32.c: crc32_le(~0, "123456789") inverted is the CRC-32 check value 0xCBF43926,
+    __crc32c_le's is CRC-32C's 0xE3069283, crc32_be's (CRC-32/BZIP2) 0xFC891918."""
+    src = r'''
+    unsigned int crc32_le(unsigned int, const void *, unsigned long);
+    unsigned int __crc32c_le(unsigned int, const void *, unsigned long);
+    unsigned int crc32_be(unsigned int, const void *, unsigned long);
+    unsigned int out[3];
+    int f(void) { const char *s = "123456789";
+        out[0] = ~crc32_le(~0u, s, 9); out[1] = ~__crc32c_le(~0u, s, 9); out[2] = ~crc32_be(~0u, s, 9);
+        return 0; }'''
+    ex = _exports(("crc32_le", 0xFFFFFFFF81549470), ("__crc32c_le", 0xFFFFFFFF81549480),
+                  ("crc32_be", 0xFFFFFFFF81549490))
+    _r, _l, _e, b = run(src, ex)
+    got = [b.mm.read_u(b.syms["out"] + 4 * i, 4) for i in range(3)]
+    assert got == [0xCBF43926, 0xE3069283, 0xFC891918]

@@ -9,7 +9,7 @@ shash, templates), driver.py (drivers/base, PCI, platform, misc, char_dev), fs.p
 (filesystems, NLS, debugfs), locking.py (mutexes, spinlocks, wait queues, RCU), timer.py
 (kernel/time/timer.c), workqueue.py (kernel/workqueue.c), net.py (rtnetlink, ethtool),
 leds.py (LED triggers, list debugging), notifier.py (notifier chains),
-input.py (input handlers, ACPI bus types).
+input.py (input handlers, ACPI bus types), crc.py (lib/crc32.c).
 """
-from . import (crypto, driver, fs, input, leds, locking, net, notifier, page, printk, sched, slab, string,  # noqa: F401
-               thunks, time, timer, vsprintf, workqueue)
+from . import (crc, crypto, driver, fs, input, leds, locking, net, notifier, page,  # noqa: F401
+               printk, sched, slab, string, thunks, time, timer, vsprintf, workqueue)

@@ -446,3 +446,30 @@ def bus_unregister_notifier(emu, bus, nb):
         return -2
     chain.remove(nb)
     return 0
+
+
+@model("driver_create_file")
+def driver_create_file(emu, drv, attr):
+    """/sys/bus/<bus>/drivers/<name>/<attr>: -EEXIST if the driver already has that file."""
+    if not drv:
+        return -EINVAL
+    for d in _reg(emu, "bus_driver").values():
+        if d["drv"] == drv:
+            files = d.setdefault("files", [])
+            name = _name(emu, emu.read_u(attr, 8))
+            if name in files:
+                emu.printk(3, f"sysfs: cannot create duplicate filename '{name}'\n")
+                return -EEXIST
+            files.append(name)
+            return 0
+    raise emu.oops(["BUG: kernel NULL pointer dereference (driver_create_file on a driver "
+                    "that is not registered: drv->p is NULL)"])
+
+
+@model("driver_remove_file")
+def driver_remove_file(emu, drv, attr):
+    for d in _reg(emu, "bus_driver").values():
+        if d["drv"] == drv:
+            name = _name(emu, emu.read_u(attr, 8))
+            if name in d.get("files", []):
+                d["files"].remove(name)

@@ -1,11 +1,13 @@
 """Networking registries (net/core/rtnetlink.c, net/ethtool/common.c).
 
 - ``rtnl_link_register``: the kernel WARNs and returns -EINVAL when ``maxtype`` or
-  ``slave_maxtype`` exceed RTNL_MAX_TYPE/RTNL_SLAVE_MAX_TYPE (its stack buffers' sizes), -EEXIST when a link kind of that name is
-  registered, fills in ``dellink`` (with ``unregister_netdevice_queue``) when the ops can create
-  devices but have no dellink, and lists the ops in ``emu.state["rtnl_link"]``;
-  ``rtnl_link_unregister`` would destroy the devices of that kind in every namespace — the
-  sandbox has created none — and unlists.
+  ``slave_maxtype`` exceed RTNL_MAX_TYPE/RTNL_SLAVE_MAX_TYPE (its stack buffers' sizes),
+  -EEXIST when a link kind of that name is registered, fills in ``dellink`` (with
+  ``unregister_netdevice_queue``) when the ops can create devices but have no dellink, and
+  lists the ops in ``emu.state["rtnl_link"]``; the ``list`` link into the kernel's static
+  ``link_ops`` is not written (its address is not in the profile).  ``rtnl_link_unregister``
+  would destroy the devices of that kind in every namespace — the sandbox has created none —
+  and unlists.
 - ``ethtool_set_ethtool_phy_ops``: the single phy-ops pointer ethtool calls (set by libphy),
   kept in ``emu.state["ethtool_phy_ops"]``.
 - ``rtnl_lock``/``rtnl_unlock``: the RTNL mutex, recorded as held in the emulator (taking it

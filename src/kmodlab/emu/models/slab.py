@@ -15,7 +15,6 @@ was already freed) is an oops; destroying a cache that still has objects warns a
 """
 from __future__ import annotations
 
-from ..errors import Unmodelled
 from ..registry import data, model
 
 ZERO_SIZE_PTR = 16
