@@ -317,3 +317,32 @@ def test_crc32_matches_the_standard_crcs():
     _r, _l, _e, b = run(src, ex)
     got = [b.mm.read_u(b.syms["out"] + 4 * i, 4) for i in range(3)]
     assert got == [0xCBF43926, 0xE3069283, 0xFC891918]
+
+
+@needs_gcc
+def test_pernet_ops_init_and_exit_run_on_init_net():
+    """register_pernet_subsys runs ops->init(&init_net) as a callback into the module (through
+    Emulator.call_module) and allocates an id; an init error is returned and nothing is
+    listed; unregister runs ops->exit(&init_net)."""
+    src = r'''
+    struct pernet_operations { void *list[2]; int (*init)(void *); void (*pre_exit)(void *);
+        void (*exit)(void *); void *exit_batch, *exit_batch_rtnl; unsigned int *id;
+        unsigned long size; };
+    int register_pernet_subsys(struct pernet_operations *);
+    void unregister_pernet_subsys(struct pernet_operations *);
+    void *seen[2]; unsigned int myid; int fail;
+    static int pinit(void *net) { seen[0] = net; return fail; }
+    static void pexit(void *net) { seen[1] = net; }
+    struct pernet_operations ops = { .init = pinit, .exit = pexit, .id = &myid };
+    int f(void) { int r = register_pernet_subsys(&ops); unregister_pernet_subsys(&ops); return r; }
+    int g(void) { fail = -12; return register_pernet_subsys(&ops); }'''
+    ex = _exports(("register_pernet_subsys", 0xFFFFFFFF817CBA40),
+                  ("unregister_pernet_subsys", 0xFFFFFFFF817CB490))
+    state = {}
+    ret, _l, _e, b = run(src, ex, state=state)
+    init_net = EXPORTS["init_net"].addr
+    assert ret == 0
+    assert [b.mm.read_u64(b.syms["seen"] + 8 * i) for i in range(2)] == [init_net, init_net]
+    assert b.mm.read_u(b.syms["myid"], 4) == 4 and state["pernet"] == []
+    ret, *_ = run(src, ex, fn="g", state=state)
+    assert ret == -12 and state["pernet"] == []

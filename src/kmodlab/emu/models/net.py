@@ -103,3 +103,77 @@ def pernet_ops_rwsem(emu) -> bytes:
     wait_list 24): unlocked, no waiters — the list head points at itself."""
     a = emu.export_addr("pernet_ops_rwsem")
     return bytes(24) + (a + 24).to_bytes(8, "little") * 2
+
+
+# --- network namespace operations (net/core/net_namespace.c) -------------------------------------
+# struct pernet_operations (Debian 6.1 amd64, checked on ppp_generic's ppp_net_ops): list 0,
+# init 16, pre_exit 24, exit 32, exit_batch 40, exit_batch_rtnl 48 (backported), id 56, size 64
+PN_INIT, PN_PRE_EXIT, PN_EXIT, PN_EXIT_BATCH, PN_EXIT_BATCH_RTNL, PN_ID, PN_SIZE = \
+    16, 24, 32, 40, 48, 56, 64
+MIN_PERNET_OPS_ID = 4          # (offsetof(struct net_generic, ptr) / sizeof(void *)) + 1
+
+
+def _pernet(emu) -> list:
+    return emu.state.setdefault("pernet", [])
+
+
+def _register_pernet(emu, ops: int, kind: str) -> int:
+    """The sandbox has one namespace, init_net.  An ``id`` is allocated from net_generic_ids
+    (the first free one from MIN_PERNET_OPS_ID; the kernel's own users hold lower ones at boot
+    — which ids exactly is not known, so the value is the sandbox's); ``ops->init(&init_net)``
+    runs as a callback into the module (its accesses to init_net's fields are unmodelled data
+    and say so).  Per-namespace data (``size``) would be hung off ``init_net.gen``, whose
+    layout is not modelled: that is Unmodelled."""
+    idp, size = emu.read_u(ops + PN_ID, 8), emu.read_u(ops + PN_SIZE, 8)
+    if any(p["ops"] == ops for p in _pernet(emu)):
+        return -EEXIST
+    if idp and size:
+        from ..errors import Unmodelled
+        raise Unmodelled(f"register_pernet_{kind} (net_generic data of {size} bytes for "
+                         "init_net)", what=emu.what)
+    ident = None
+    if idp:
+        used = {p["id"] for p in _pernet(emu) if p.get("id") is not None}
+        ident = next(i for i in range(MIN_PERNET_OPS_ID, 1 << 16) if i not in used)
+        emu.write_u(idp, 4, ident)
+    init = emu.read_u(ops + PN_INIT, 8)
+    if init:
+        net = emu.export_addr("init_net")
+        err = emu.call_module(init, (net,)) & 0xFFFFFFFF
+        err = err - (1 << 32) if err & 0x80000000 else err
+        if err:
+            return err
+    _pernet(emu).append({"ops": ops, "kind": kind, "id": ident})
+    emu.note(f"{kind}: {emu.symbol(init) if init else 'no init'}")
+    return 0
+
+
+def _unregister_pernet(emu, ops: int) -> None:
+    entries = [p for p in _pernet(emu) if p["ops"] == ops]
+    if not entries:
+        return
+    net = emu.export_addr("init_net")
+    for off in (PN_PRE_EXIT, PN_EXIT):
+        fn = emu.read_u(ops + off, 8)
+        if fn:
+            emu.call_module(fn, (net,))
+    if emu.read_u(ops + PN_EXIT_BATCH, 8) or emu.read_u(ops + PN_EXIT_BATCH_RTNL, 8):
+        from ..errors import Unmodelled
+        raise Unmodelled("unregister_pernet_operations (exit_batch over the list of dying "
+                         "namespaces)", what=emu.what)
+    _pernet(emu).remove(entries[0])
+
+
+@model("register_pernet_device")
+def register_pernet_device(emu, ops):
+    return _register_pernet(emu, ops, "device")
+
+
+@model("register_pernet_subsys")
+def register_pernet_subsys(emu, ops):
+    return _register_pernet(emu, ops, "subsys")
+
+
+@model("unregister_pernet_device", "unregister_pernet_subsys")
+def unregister_pernet_device(emu, ops):
+    _unregister_pernet(emu, ops)
