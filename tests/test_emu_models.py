@@ -346,3 +346,33 @@ def test_pernet_ops_init_and_exit_run_on_init_net():
     assert b.mm.read_u(b.syms["myid"], 4) == 4 and state["pernet"] == []
     ret, *_ = run(src, ex, fn="g", state=state)
     assert ret == -12 and state["pernet"] == []
+
+
+def test_usbcore_and_rfkill_init_and_exit(kernel, machine, tree):
+    """Two real subsystem cores: usbcore (a debugfs "devices" file in usb_common's "usb"
+    directory, the usb bus with a notifier, char-device regions and cdevs, its usbfs/hub
+    drivers joining its own bus, which has no devices) and rfkill (a class, a misc device, LED
+    triggers, an input handler that connects to no device).  Exit undoes every registration
+    the module made; what its dependencies registered stays."""
+    import copy
+    paths, deps = tree
+    for d in deps["usbcore"]:
+        assert kernel.finit_module(paths[d], "", 0).errno == 0
+    st = machine.emu_state
+    before = copy.deepcopy(st)
+    assert sorted(t["name"] for t in st["led_triggers"].values()) == ["usb-gadget", "usb-host"]
+    r = kernel.finit_module(paths["usbcore"], "", 0)
+    assert r.errno == 0, r.reason
+    assert sorted(n["name"] for n in st["debugfs"].values()) == ["devices", "usb"]
+    assert "usb" in st["driver"]["bus"] and st["cdev"]
+    assert sorted(st["driver"]["bus_driver"]) == ["usb/hub", "usb/usb", "usb/usbfs"]
+    assert kernel.delete_module("usbcore", 0).errno == 0
+    assert st["debugfs"] == before["debugfs"] and st["led_triggers"] == before["led_triggers"]
+    assert st["cdev"] == {} and st["driver"]["bus"] == {} and st["driver"]["bus_driver"] == {}
+    r = insmod(kernel, tree, "rfkill")
+    assert r.errno == 0, r.reason
+    st = machine.emu_state
+    assert "rfkill" in st["driver"]["class"] and "rfkill" in st["driver"]["misc"]
+    assert list(st["input_handlers"].values()) == ["rfkill"]
+    assert kernel.delete_module("rfkill", 0).errno == 0
+    assert st["driver"]["class"] == {} and st["input_handlers"] == {}

@@ -473,3 +473,92 @@ def driver_remove_file(emu, drv, attr):
             name = _name(emu, emu.read_u(attr, 8))
             if name in d.get("files", []):
                 d["files"].remove(name)
+
+
+# --- struct cdev (fs/char_dev.c) ----------------------------------------------------------------
+# struct cdev (Debian 6.1 amd64): kobj 0 (kobject: entry 8, ktype 40, kref 56, state bits 60),
+# owner 64, ops 72, list 80, dev 96, count 100; 104 bytes.  kobject_init would point ktype at
+# the kernel's static ktype_cdev_default/_dynamic, whose address the profile does not know: it
+# stays NULL (the models do the release).
+CDEV_SIZE, CDEV_KOBJ_ENTRY, CDEV_KREF, CDEV_KSTATE = 104, 8, 56, 60
+CDEV_OPS, CDEV_LIST, CDEV_DEV, CDEV_COUNT = 72, 80, 96, 100
+WHITEOUT_DEV = 0
+
+
+def _cdev_init(emu, cdev: int) -> None:
+    emu.write(cdev, bytes(CDEV_SIZE))
+    init_list_head(emu, cdev + CDEV_LIST)
+    init_list_head(emu, cdev + CDEV_KOBJ_ENTRY)
+    emu.write_u(cdev + CDEV_KREF, 4, 1)
+    emu.write_u(cdev + CDEV_KSTATE, 1, 1)        # state_initialized
+
+
+@model("cdev_init")
+def cdev_init(emu, cdev, fops):
+    _cdev_init(emu, cdev)
+    emu.write_u(cdev + CDEV_OPS, 8, fops)
+
+
+@model("cdev_alloc")
+def cdev_alloc(emu):
+    cdev = emu.kmalloc(CDEV_SIZE, zero=True)
+    _cdev_init(emu, cdev)
+    emu.state.setdefault("cdev_alloced", []).append(cdev)
+    return cdev
+
+
+@model("cdev_add")
+def cdev_add(emu, cdev, dev, count):
+    """Maps [dev, dev+count) to the cdev (kobj_map accepts overlaps: the last one wins)."""
+    emu.write_u(cdev + CDEV_DEV, 4, dev)
+    emu.write_u(cdev + CDEV_COUNT, 4, count)
+    if dev == WHITEOUT_DEV:
+        emu.printk(4, "WARNING: CPU: 0 at fs/char_dev.c cdev_add (WHITEOUT_DEV)\n")
+        return -EBUSY
+    emu.state.setdefault("cdev", {})[str(cdev)] = {"dev": dev, "count": count}
+    emu.note(f"{dev >> MINORBITS}:{dev & MINORMASK} +{count}")
+    return 0
+
+
+@model("cdev_del")
+def cdev_del(emu, cdev):
+    emu.state.setdefault("cdev", {}).pop(str(cdev), None)
+    alloced = emu.state.setdefault("cdev_alloced", [])
+    if cdev in alloced:                      # the last reference: cdev_dynamic_release frees
+        alloced.remove(cdev)
+        emu.kfree(cdev)
+
+
+@model("bus_for_each_dev")
+def bus_for_each_dev(emu, bus, start, data_, fn):
+    """The sandbox's buses have no devices: ``fn`` is never called, the walk returns 0
+    (-EINVAL for a NULL bus, as the kernel's)."""
+    if not bus:
+        return -EINVAL
+    if bus_registered(emu, bus) is None:
+        return -EINVAL
+    return 0
+
+
+@model("bus_for_each_drv")
+def bus_for_each_drv(emu, bus, start, data_, fn):
+    """Calls ``fn(drv, data)`` for each driver on a bus a module registered (through
+    call_module), stopping at the first non-zero result; a boot bus also carries the
+    kernel's built-in drivers, which are not modelled."""
+    if not bus:
+        return -EINVAL
+    name = bus_registered(emu, bus)
+    if name is None:
+        return -EINVAL
+    if name in boot_buses(emu).values():
+        from ..errors import Unmodelled
+        raise Unmodelled(f"bus_for_each_drv (the built-in drivers of bus {name})",
+                         what=emu.what)
+    drvs = [d["drv"] for k, d in _reg(emu, "bus_driver").items() if k.startswith(name + "/")]
+    if start:
+        drvs = drvs[drvs.index(start) + 1:] if start in drvs else []
+    for drv in drvs:
+        err = emu.call_module(fn, (drv, data_)) & 0xFFFFFFFF
+        if err:
+            return err - (1 << 32) if err & 0x80000000 else err
+    return 0
