@@ -26,7 +26,12 @@ def tree():
         pytest.skip("Debian module tree not available")
     from kmodlab.emu.sweep import module_deps, module_paths
     paths = module_paths(TREE)
-    return paths, module_deps(TREE, paths)
+
+    class Deps(dict):                       # read .modinfo only for the modules a test loads
+        def __missing__(self, name):
+            self.update(module_deps(TREE, paths, [name]))
+            return self[name]
+    return paths, Deps()
 
 
 @pytest.fixture
@@ -376,3 +381,11 @@ def test_usbcore_and_rfkill_init_and_exit(kernel, machine, tree):
     assert list(st["input_handlers"].values()) == ["rfkill"]
     assert kernel.delete_module("rfkill", 0).errno == 0
     assert st["driver"]["class"] == {} and st["input_handlers"] == {}
+
+
+def test_sweep_tallies_outcomes(tree):
+    """emu.sweep: each module in a fresh sandbox after its dependencies; the outcome keys."""
+    from kmodlab.emu.sweep import sweep
+    res = sweep(TREE, subdirs=("fs/nls",), limit=3)
+    assert len(res.outcomes) == 3 and set(res.outcomes.values()) == {"LIVE"}
+    assert "LIVE" in res.render()

@@ -47,33 +47,40 @@ def module_paths(tree: Path) -> dict[str, str]:
     return out
 
 
-def module_deps(tree: Path, paths: dict[str, str]) -> dict[str, list[str]]:
-    """Module name → its dependencies' names in load order (deepest first)."""
+def module_deps(tree: Path, paths: dict[str, str],
+                names: list[str] | None = None) -> dict[str, list[str]]:
+    """Module name → its dependencies' names in load order (deepest first), for ``names``
+    (default: every module in ``paths``; .modinfo is read only for the modules needed)."""
     dep_file = tree / "modules.dep"
-    direct: dict[str, list[str]] = {}
     if dep_file.exists():
+        out: dict[str, list[str]] = {}
         for line in dep_file.read_text().splitlines():
             if ":" not in line:
                 continue
             mod, deps = line.split(":", 1)
             # modules.dep lists the whole closure, the deepest last: load in reverse
-            direct[_modname(mod)] = [_modname(d) for d in reversed(deps.split())]
-        return direct
+            out[_modname(mod)] = [_modname(d) for d in reversed(deps.split())]
+        return out
     from .. import elf
-    for name, path in paths.items():
-        try:
-            info = elf.parse_modinfo(Path(path).read_bytes())
-        except Exception:                       # noqa: BLE001 - a broken file has no deps
-            info = []
-        deps = [v for k, v in info if k == "depends"]
-        direct[name] = [d.replace("-", "_") for d in ",".join(deps).split(",") if d]
+    direct: dict[str, list[str]] = {}
+
+    def direct_deps(name: str) -> list[str]:
+        if name not in direct:
+            try:
+                info = elf.parse_modinfo(Path(paths[name]).read_bytes())
+            except Exception:                   # noqa: BLE001 - missing/broken: no deps
+                info = []
+            deps = ",".join(v for k, v in info if k == "depends")
+            direct[name] = [d.replace("-", "_") for d in deps.split(",") if d]
+        return direct[name]
+
     closure: dict[str, list[str]] = {}
 
     def visit(n: str, stack: tuple[str, ...]) -> list[str]:
         if n in closure:
             return closure[n]
         order: list[str] = []
-        for d in direct.get(n, []):
+        for d in direct_deps(n):
             if d in stack:
                 continue
             for x in visit(d, stack + (n,)) + [d]:
@@ -82,7 +89,7 @@ def module_deps(tree: Path, paths: dict[str, str]) -> dict[str, list[str]]:
         closure[n] = order
         return order
 
-    for n in direct:
+    for n in (paths if names is None else names):
         visit(n, ())
     return closure
 
@@ -149,11 +156,11 @@ def sweep(tree: Path, subdirs=DEFAULT_SUBDIRS, limit: int | None = None,
     from ..sandbox import SandboxKernel
     tree = Path(tree)
     paths = module_paths(tree)
-    deps = module_deps(tree, paths)
     roots = [str(tree / "kernel" / s) + os.sep for s in subdirs]
     targets = sorted((p, n) for n, p in paths.items() if any(p.startswith(r) for r in roots))
     if limit is not None:
         targets = targets[:limit]
+    deps = module_deps(tree, paths, [n for _p, n in targets])
     res = SweepResult()
     standalone: dict[str, str] = {}          # a dependency's outcome (after its own deps)
     for i, (path, name) in enumerate(targets):
