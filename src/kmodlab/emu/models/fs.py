@@ -11,8 +11,8 @@
   previous head when that is a module's table; below them is the built-in ``default_table``,
   whose address the profile does not know, so the first table's ``next`` stays NULL).
   ``load_nls`` finds a registered table by charset (and takes a module reference — not counted
-  here); a charset nobody registered would make the kernel ``request_module("nls_%s")``, which
-  the sandbox does not do: NULL is the answer of a kernel whose modprobe finds nothing.
+  here); for a charset nobody registered the kernel runs ``request_module("nls_%s")`` (the
+  usermode modprobe), which the sandbox does not do: that is :class:`Unmodelled`, named.
 - debugfs: Debian enables it (``CONFIG_DEBUG_FS=y``, ``CONFIG_DEBUG_FS_ALLOW_ALL=y``), so
   ``debugfs_create_dir``/``_file`` return real dentries — opaque heap objects here, with the
   name, parent and mode in ``emu.state["debugfs"]``; a name already present under the same
@@ -109,7 +109,8 @@ def load_nls(emu, charset):
     for t in _nls(emu):
         if t["charset"].lower() == want.lower():
             return t["nls"]
-    return 0
+    from ..errors import Unmodelled
+    raise Unmodelled(f'load_nls (request_module("nls_{want}"))', what=emu.what)
 
 
 @model("unload_nls")
