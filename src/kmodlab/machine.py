@@ -292,8 +292,12 @@ class MachineStore:
         self._lock_fd: int | None = None
 
     def lock(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        from .errors import UsageError
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UsageError(f"cannot use the machine directory {self.path}: {e.strerror}") from None
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
 
     def unlock(self) -> None:
