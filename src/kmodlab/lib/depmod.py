@@ -5,7 +5,8 @@ The result is byte-identical with kmod 30's text files on a real tree (tests/tes
 compares them with the real ``depmod`` on Debian's 6.1 tree):
 
 * ``modules.dep`` — one line per module, modules in ``modules.order`` order (modules the order
-  file does not list follow, in discovery order); dependencies are *all* transitive ones, sorted
+  file does not list follow, in the iteration order of kmod's 512-bucket hash of module names,
+  as do all modules when there is no order file); dependencies are *all* transitive ones, sorted
   by their index in kmod's topological sort (``depmod_calculate_dependencies``: Kahn's algorithm
   with a LIFO stack of modules without users, seeded in module order, so a dependency's deepest
   providers come last).
@@ -306,17 +307,27 @@ class Depmod:
         self.modules.append(mod)
         self.by_name[mod.modname] = mod
 
-    # -- depmod_modules_sort --
+    # -- depmod_modules_build_array / depmod_modules_sort --
     def sort(self) -> None:
+        """kmod builds the module array by iterating ``modules_by_name`` (a 512-bucket hash of
+        the names, each bucket in strcmp order) with every ``sort_idx`` still 1, then gives the
+        modules listed in modules.order negative indexes and sorts (glibc's qsort is a stable
+        merge sort here): modules.order's modules first, the others in hash order, not in the
+        order the directory walk found them.  Without modules.order nothing is sorted."""
+        self.modules = [self.by_name[n] for n in hash_order(self.by_name, 512)]
+        for m in self.modules:
+            m.sort_idx = 1
+        path = os.path.join(self.dirname, "modules.order")
         try:
-            with open(os.path.join(self.dirname, "modules.order"), "rb") as f:
+            with open(path, "rb") as f:
                 lines = f.read().decode("utf-8", "surrogateescape").split("\n")
-        except OSError:
+        except OSError as e:
+            self.warn(f"could not open modules.order at {self.dirname}: {e.strerror}")
             lines = None
         if lines is not None:
             if lines and lines[-1] == "":
                 lines.pop()
-            total = len(lines)
+            total = len(lines) + 1
             by_unc = {m.uncrelpath: m for m in self.modules}
             for idx, line in enumerate(lines, 1):
                 m = by_unc.get(line)

@@ -14,6 +14,12 @@ deepest first, each preceded by its ``softdep pre:`` and followed by its ``post:
 inserted with its ``options`` (the command line's appended for the named module) or run through
 its ``install`` command (``/bin/sh -c``, ``$CMDLINE_OPTS`` replaced, ``MODPROBE_MODULE`` set).
 Messages are kmod's; after a failed insert kmodlab prints the kernel's reason, as insmod does.
+Two more deliberate differences (tests/test_qemu_tools.py compares with kmod on a real kernel):
+stdout is flushed before an install/remove command runs (kmod's ``install …`` action line is
+still in its stdio buffer when the command's output reaches a pipe), and libkmod's messages
+come without kmod's source location ("../libkmod/libkmod-module.c:1047 command_do() ").
+Like kmod, -C/-q/-v/-s are exported to the commands in ``$MODPROBE_OPTIONS``, which is read in
+front of the command line.
 """
 from __future__ import annotations
 
@@ -291,8 +297,11 @@ class Modprobe:
         sys.stdout.flush()
         r = subprocess.run(["/bin/sh", "-c", cmd], env=env)
         if r.returncode:
-            self.error(f"Error running {kind} command '{cmd}' for module {m.name}: "
-                       f"retcode {r.returncode}")
+            if kind == "remove":        # tools/modprobe.c command_do: LOG, no command or code
+                self.fatal(f"Error running remove command for {m.name}")
+            else:                       # libkmod's module_do_install_commands
+                self.error(f"Error running {kind} command '{cmd}' for module {m.name}: "
+                           f"retcode {r.returncode}")
             return -EINVAL
         return 0
 
@@ -478,7 +487,9 @@ def main(argv: list[str]) -> int:
     flag("-h", "--help")
     flag("--tree")
     p.add_argument("args", nargs="*")
+    argv = _options_from_env() + list(argv)
     opts, unknown = p.parse_known_args(argv)
+    _export_options(argv)
     # module parameters may look like options to argparse only when they start with '-'
     opts.args += [u for u in unknown if not u.startswith("-")]
     bad = [u for u in unknown if u.startswith("-")]
@@ -538,6 +549,56 @@ def main(argv: list[str]) -> int:
         return 0 if err >= 0 else 1
     err = mp.insmod(opts.args[0], options_from_array(opts.args[1:]))
     return 0 if err >= 0 else 1
+
+
+def _options_from_env() -> list[str]:
+    """prepend_options_from_env: $MODPROBE_OPTIONS go in front of the command line."""
+    env = os.environ.get("MODPROBE_OPTIONS")
+    if not env:
+        return []
+    import shlex
+    try:
+        return shlex.split(env)
+    except ValueError:
+        return env.split()
+
+
+def _export_options(argv: list[str]) -> None:
+    """env_modprobe_options_append: -C FILE, -q, -v and -s, in command-line order, are appended
+    to $MODPROBE_OPTIONS, so that a modprobe run by an install/remove command inherits them."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a == "--":
+            break
+        if a.startswith("--"):
+            name, eq, val = a.partition("=")
+            if name in ("--config", "--dirname", "--set-version", "--wait") and not eq:
+                val = argv[i] if i < len(argv) else ""
+                i += 1
+            if name == "--config":
+                out += ["-C", val]
+            elif name in ("--quiet", "--verbose", "--syslog"):
+                out.append(name[1:3])
+            continue
+        if not a.startswith("-") or a == "-":
+            continue
+        for j, c in enumerate(a[1:], 2):
+            if c in "CdSw":                 # the rest of the word, or the next one, is its value
+                val = a[j:]
+                if not val:
+                    val = argv[i] if i < len(argv) else ""
+                    i += 1
+                if c == "C":
+                    out += ["-C", val]
+                break
+            if c in "qvs":
+                out.append("-" + c)
+    if out:
+        old = os.environ.get("MODPROBE_OPTIONS")
+        os.environ["MODPROBE_OPTIONS"] = " ".join(([old] if old else []) + out)
 
 
 def _show_symbols(mp: Modprobe, arg: str, exports: bool) -> int:
