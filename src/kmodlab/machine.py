@@ -11,6 +11,15 @@ commands it is saved in a state directory (default ``$XDG_STATE_HOME/kmodlab/mac
 
 A command works on a copy in memory and either commits a whole new generation or nothing, so a
 crash or a failed load never leaves the machine torn.
+
+``request_module()`` from a module's init or exit (kernel/kmod.c's usermode ``modprobe -q --
+NAME``) is served by :meth:`Machine.request_module`: kmodlab's modprobe runs in-process against
+the machine's *module tree* and loads into this same machine.  The tree is the one the last
+``kmodlab modprobe -d BASEDIR [-S VERSION]`` against this machine used (``modprobe_tree`` =
+[basedir, version], persisted; the sandbox profile's own Debian tree is
+``kmodlab modprobe -d $(kmodlab modprobe --tree) …``); Python users set it with
+:meth:`Machine.use_module_tree`.  Without a tree, modprobe finds nothing: exit 1, which
+request_module returns as 256, like a kernel whose /lib/modules has no such module.
 """
 from __future__ import annotations
 
@@ -31,6 +40,9 @@ from .kernel.module.internal import KernelSymbol, Layout, Module, ParamInfo
 from .kernel.printk import KERN_INFO, KERN_WARNING, LogRecord
 
 STATE_VERSION = 1
+MAX_KMOD_CONCURRENT = 50            # kernel/kmod.c: usermode modprobes at once (max_modprobes)
+MAX_KMOD_ALL_BUSY_TIMEOUT = 5       # seconds request_module waits for a free slot
+ETIME = 62
 
 
 def default_machine_dir() -> Path:
@@ -62,7 +74,11 @@ class Machine:
     lockdown: bool = False
     last_unloaded: str = ""
     kmalloced_params: set[int] = field(default_factory=set)   # params.c's kmalloced_params
+    modprobe_tree: list | None = None       # [basedir, version] request_module's modprobe uses
+    modprobe_path: str = "/sbin/modprobe"   # kernel/kmod.c modprobe_path ("" = request_module off)
     profile: object = field(default=None, repr=False, compare=False)   # runtime only
+    kmod_running: int = field(default=0, repr=False, compare=False)    # runtime: helpers in flight
+    nested_loads: list = field(default_factory=list, repr=False, compare=False)  # runtime, per run
 
     # -- boot ----------------------------------------------------------------------------------
     @classmethod
@@ -139,36 +155,103 @@ class Machine:
             return f"{near[0]}+{near[1]:#x}"
         return None
 
+    # -- request_module: the usermode modprobe -------------------------------------------------
+    def use_module_tree(self, basedir: str | os.PathLike | None, version: str | None = None) -> None:
+        """The module tree request_module's modprobe uses: ``<basedir>/lib/modules/<version>``
+        (version: the profile's release); None: no tree (modprobe finds nothing)."""
+        if basedir is None:
+            self.modprobe_tree = None
+            return
+        version = version or (self.profile.release if self.profile is not None else self.profile_name)
+        self.modprobe_tree = [os.path.abspath(os.fspath(basedir)), version]
+
+    def request_module(self, name: str, wait: bool) -> int:
+        """kernel/kmod.c after the name is formatted: throttle at ``MAX_KMOD_CONCURRENT``
+        helpers in flight (nobody frees a slot while this one waits: after
+        ``MAX_KMOD_ALL_BUSY_TIMEOUT`` seconds, -ETIME and the kernel's two warnings), then
+        ``call_modprobe``: ``modprobe -q -- NAME`` runs against this machine and its module tree
+        (see the module docstring); returns its wait status when ``wait`` (0, or 256 when
+        modprobe exits 1), else 0 (UMH_WAIT_EXEC: the helper started — it runs to completion
+        before the caller goes on, one of the orders the kernel allows).  Modules it loads are
+        remembered so that a stopped init can take them back with it."""
+        if self.kmod_running >= MAX_KMOD_CONCURRENT:
+            self.printk(KERN_WARNING, f"request_module: kmod_concurrent_max (0) close to 0 "
+                        f"(max_modprobes: {MAX_KMOD_CONCURRENT}), for module {name}, throttling...")
+            self.printk(KERN_WARNING, f"request_module: modprobe {name} cannot be processed, kmod "
+                        f"busy with {MAX_KMOD_CONCURRENT} threads for more than "
+                        f"{MAX_KMOD_ALL_BUSY_TIMEOUT} seconds now")
+            return -ETIME
+        before = {id(x) for x in self.modules}
+        self.kmod_running += 1
+        try:
+            code = self.run_modprobe(name)
+        finally:
+            self.kmod_running -= 1
+        if self.nested_loads:
+            self.nested_loads[-1].extend(x for x in self.modules if id(x) not in before)
+        return (code & 0xFF) << 8 if wait else 0
+
+    def run_modprobe(self, name: str) -> int:
+        """``modprobe -q -- NAME`` in this process, against this machine; its exit code."""
+        if not self.modprobe_tree:
+            return 1                        # FATAL: Module NAME not found (silenced by -q)
+        import contextlib
+        import io
+        from .sandbox import SandboxKernel
+        from .tools.modprobe import usermode_modprobe
+        basedir, version = self.modprobe_tree
+        kernel = SandboxKernel(machine=self)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return usermode_modprobe(kernel, name, basedir, version)
+
+    def _take_back_nested(self, parent: Module, loaded: list[Module]) -> None:
+        """A stopped init is undone whole: modules its request_module loaded go too (newest
+        first, without running their exit: the modelled kernel is rolled back anyway)."""
+        from .kernel.module.internal import MODULE_STATE_GOING
+        from .kernel.module.main import free_module
+        for child in [x for x in self.modules if any(x is y for y in loaded)]:   # newest first
+            self.printk(KERN_WARNING, f"kmodlab: {child.name}: unloaded with {parent.name}, whose "
+                        f"stopped init had loaded it through request_module")
+            child.state = MODULE_STATE_GOING
+            self.notify("GOING", child)
+            free_module(self, child)
+
     def run_module_code(self, mod: Module, addr: int, what: str, result, trace: bool = False) -> int:
         """Run a module function (init/exit) on the emulated CPU; returns its int result.
 
         When the run *stops* (an unmodelled function, an oops, the budget) — an event of the
         sandbox, not of the kernel — what the partial run did to the modelled kernel is undone,
         so that no registration or allocation points into a module that is then freed: an init
-        is rolled back to before it ran; an exit's registrations into the module are dropped
-        (the module goes anyway, as exit cannot fail)."""
+        is rolled back to before it ran, modules its request_module() loaded included; an
+        exit's registrations into the module are dropped (the module goes anyway, as exit
+        cannot fail).  A module init that runs for a request_module() (comm ``modprobe``) runs
+        on its own emulator while the requesting one waits (``Emulator.nested``)."""
         import copy
         from .emu.emulator import SENTINEL, Emulator
         from .emu.errors import EmuError
         saved = (copy.deepcopy(self.emu_state), dict(self.heap.allocs), list(self.heap.free),
                  self.heap.top, bytes(self.mm.regions["heap"].data) if "heap" in self.mm.regions else None,
                  set(self.kmalloced_params))
+        comm = "modprobe" if self.kmod_running else "insmod" if what == "init" else "rmmod"
         emu = Emulator(self.mm, self.heap, self.profile.exports, printk=self.printk,
-                       symbolize=self.symbolize, trace=trace, state=self.emu_state,
-                       comm="insmod" if what == "init" else "rmmod")
+                       symbolize=self.symbolize, trace=trace, state=self.emu_state, comm=comm,
+                       request_module=self.request_module, modprobe_path=self.modprobe_path)
         emu.uptime_ns = self.now_ns()
         def where(a: int) -> str:
             return "(tail call)" if a == SENTINEL else (self.symbolize(a) or f"{a:#x}")
+        self.nested_loads.append([])
         try:
             return emu.call(addr, what=what)
         except EmuError:
             if what == "init":
+                self._take_back_nested(mod, self.nested_loads[-1])
                 self._restore(saved)
             else:
                 lo, hi = mod.core.base, mod.core.base + mod.core.size
                 self.emu_state = _purge_refs(self.emu_state, lo, hi)
             raise
         finally:
+            self.nested_loads.pop()
             # rendered now, while init's symbols are still known
             result.calls.extend(emu.calls)
             result.trace.extend(f"{what}: {c.render(where)}" for c in emu.calls)
@@ -213,7 +296,8 @@ class Machine:
         d = {k: enc(getattr(self, k)) for k in (
             "profile_name", "boot_wall", "boot_id", "taint", "modules", "log", "once", "events",
             "module_load_offset", "percpu_used", "modules_disabled", "sig_enforce", "blacklist",
-            "emu_state", "lockdown", "last_unloaded", "kmalloced_params")}
+            "emu_state", "lockdown", "last_unloaded", "kmalloced_params", "modprobe_tree",
+            "modprobe_path")}
         d["heap"] = {"allocs": [[a, s] for a, s in self.heap.allocs.items()],
                      "free": self.heap.free, "top": self.heap.top}
         d["regions"] = [[r.name, r.base, len(r.data)] for r in self.mm.regions.values()]
@@ -240,6 +324,9 @@ class Machine:
         for k in ("boot_wall", "boot_id", "taint", "module_load_offset", "modules_disabled",
                   "sig_enforce", "blacklist", "emu_state", "lockdown", "last_unloaded"):
             setattr(m, k, d[k])
+        for k in ("modprobe_tree", "modprobe_path"):    # absent in states written before them
+            if k in d:
+                setattr(m, k, d[k])
         m.modules = [module(x) for x in d["modules"]]
         m.log = [LogRecord(**r) for r in d["log"]]
         m.once = set(d["once"])

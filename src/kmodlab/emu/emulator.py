@@ -23,8 +23,10 @@ The set-up follows Unicorn's own order (bindings/python/sample_x86.py), once per
 Models (``emu/models/``) see this object as ``emu``: :meth:`read`, :meth:`write`,
 :meth:`read_u`, :meth:`write_u`, :meth:`cstr`, :meth:`kmalloc`, :meth:`kfree`, :meth:`arg`,
 :meth:`printk`, :meth:`oops`, :meth:`symbol`, :meth:`call_module` (a callback into module
-code from inside a model), and ``state`` (a JSON-able dict the caller may
-persist: kernel registries such as registered crypto algorithms live there).
+code from inside a model), :meth:`nested` (host code that runs *other* emulators on the same
+memory while this CPU is paused in a model, e.g. a nested module load), :meth:`request_module`
+(the kernel's usermode ``modprobe``, through the caller's hook), and ``state`` (a JSON-able dict
+the caller may persist: kernel registries such as registered crypto algorithms live there).
 
 Unicorn and capstone are imported only when a function is actually run.
 """
@@ -96,13 +98,17 @@ class Emulator:
                  printk: Callable[[int, str], None],
                  symbolize: Callable[[int], str | None] | None = None,
                  budget: int = 50_000_000, timeout_s: float = 30.0, trace: bool = False,
-                 state: dict | None = None, pid: int = 1, comm: str = "insmod"):
+                 state: dict | None = None, pid: int = 1, comm: str = "insmod",
+                 request_module: Callable[[str, bool], int] | None = None,
+                 modprobe_path: str = "/sbin/modprobe"):
         load_models()
         self.mm, self.heap, self.exports = mm, heap, exports
         self._printk_cb, self._symbolize_cb = printk, symbolize
         self.budget, self.timeout_s, self.trace = budget, timeout_s, trace
         self.state = state if state is not None else {}
         self.pid, self.comm = pid, comm
+        self._request_module_cb = request_module
+        self.modprobe_path = modprobe_path      # kernel/kmod.c modprobe_path ("" = disabled)
         self.calls: list[CallRecord] = []
         self.trace_log: list[str] = []
         self.uptime_ns = 0
@@ -180,6 +186,7 @@ class Emulator:
         if "percpu" not in self.mm.regions:
             self.mm.map("percpu", PERCPU_BASE, PERCPU_STATIC_SIZE + PERCPU_MODULE_RESERVE)
         self._region_len: dict[str, int] = {}
+        self._region_base: dict[str, int] = {}
         for r in list(self.mm.regions.values()):
             self._sync_region(r.name)
         # private memory: traps, kernel objects, stack
@@ -267,10 +274,91 @@ class Emulator:
         """Map a region of the AddressSpace (or its growth) and write its new bytes."""
         r = self.mm.regions[name]
         old = self._region_len.get(name, 0)
+        self._region_base[name] = r.base
         if len(r.data) > old:
             self._map(r.base + old, r.end)
             self.uc.mem_write(r.base + old, bytes(r.data[old:]))
             self._region_len[name] = len(r.data)
+
+    def _unmap(self, start: int, end: int, keep: set[int] = frozenset()) -> None:
+        """Unmap the mapped pages of [start, end), except the pages in ``keep``."""
+        start &= ~(PAGE_SIZE - 1)
+        end = page_align(end)
+        pages = [p for p in range(start, end, PAGE_SIZE) if p not in keep]
+        if not pages:
+            return
+        drop = set(pages)
+        out: list[tuple[int, int]] = []
+        for s, e in self._mapped:
+            if e <= start or s >= end:
+                out.append((s, e))
+                continue
+            run = s                            # split [s, e) around the dropped pages
+            for p in range(s, e, PAGE_SIZE):
+                if p in drop:
+                    if p > run:
+                        out.append((run, p))
+                    self.uc.mem_unmap(p, PAGE_SIZE)
+                    run = p + PAGE_SIZE
+            if run < e:
+                out.append((run, e))
+        self._mapped = out
+
+    def _resync_regions(self) -> None:
+        """Make this CPU's view of the AddressSpace current again after other code changed it:
+        regions that are gone (or moved) are unmapped, regions that shrank lose their tail
+        pages, new regions and growth are mapped, and every region's bytes are rewritten."""
+        live: set[int] = set()
+        for r in self.mm.regions.values():
+            live.update(range(r.base & ~(PAGE_SIZE - 1), page_align(r.end), PAGE_SIZE))
+        for name in list(self._region_len):
+            base, n = self._region_base[name], self._region_len[name]
+            r = self.mm.regions.get(name)
+            if r is None or r.base != base:
+                self._unmap(base, base + n, live)
+                del self._region_len[name], self._region_base[name]
+            elif len(r.data) < n:
+                self._unmap(page_align(base + len(r.data)), base + n, live)
+                self._region_len[name] = len(r.data)
+        for r in list(self.mm.regions.values()):
+            old = self._region_len.get(r.name, 0)
+            self._sync_region(r.name)          # new regions and growth: mapped and written
+            if old:
+                self.uc.mem_write(r.base, bytes(r.data[:old]))
+
+    def nested(self, fn: Callable[[], Any]) -> Any:
+        """Run host code ``fn`` that may use this AddressSpace and heap through *other*
+        emulators (a nested module load: another module's init on its own CPU) while this CPU
+        is paused inside a model; return what ``fn`` returns.
+
+        Before ``fn``: an unterminated printk line is flushed and every region is copied back
+        into the AddressSpace, so ``fn`` sees what this CPU wrote.  After it (also when it
+        raises): new regions (the other module's core, heap growth) are mapped into this CPU,
+        regions that are gone (freed init sections, an unloaded module) are unmapped, and every
+        region's bytes are written again, as ``fn`` may have changed any of them (shared kernel
+        memory, the heap, the per-CPU area).  ``state`` is shared by reference: registrations
+        ``fn`` made are visible to this CPU's models at once.  Private memory (stack, the
+        models' kernel objects) and registers are this CPU's own and are not touched.
+        """
+        self._flush_cont()
+        self._copy_back(self.uc)
+        try:
+            return fn()
+        finally:
+            self._resync_regions()
+
+    def request_module(self, name: str, wait: bool) -> int:
+        """kernel/kmod.c call_modprobe: run ``modprobe -q -- NAME`` as the usermode helper and
+        return what ``call_usermodehelper_exec`` returns — with ``wait`` (UMH_WAIT_PROC) the
+        helper's wait status (0, or exit code << 8: 256 when modprobe fails), without it
+        (UMH_WAIT_EXEC) 0 once the helper started; a negative errno if it could not run.
+
+        The caller's hook (``request_module=`` of the constructor) does the work inside
+        :meth:`nested`.  Without a hook the kernel has no module tree: modprobe finds nothing
+        and exits 1."""
+        if self._request_module_cb is None:
+            return 256 if wait else 0
+        return self.nested(lambda: self._request_module_cb(name, wait))
 
     def _copy_back(self, uc) -> None:
         for r in self.mm.regions.values():

@@ -5,6 +5,8 @@ The module directory is ``<basedir>/lib/modules/<version>`` (``-d``/``-S``; defa
 the sandbox profile's release, ``uname -r`` with ``--live``), read through depmod's text files
 (``kmodlab depmod`` writes them; kmod reads the ``.bin`` twins).  ``--tree`` prepares the
 sandbox profile's Debian tree (extracted into the cache, depmod run) and prints its basedir.
+With the sandbox kernel, ``-d BASEDIR`` (and ``-S``) also become the machine's module tree: its
+kernel's request_module() runs ``modprobe -q -- NAME`` there (:func:`usermode_modprobe`).
 
 Resolution (kmod_module_new_from_lookup): config aliases, modules.dep names, modules.symbols,
 install/remove commands, modules.alias, built-in modules.  Insertion
@@ -458,6 +460,43 @@ def prepare_tree() -> str:
     return str(base)
 
 
+def remember_tree(basedir: str, version: str) -> None:
+    """The sandbox machine keeps the last tree ``modprobe -d`` used: the kernel's
+    request_module() runs its modprobe there (Machine.request_module)."""
+    from ..syscalls import get_kernel
+    kernel = get_kernel()
+    if getattr(kernel, "name", "") != "sandbox":
+        return
+    tree = [basedir or "/", version]
+    with kernel.session(write=False) as m:
+        if m.modprobe_tree == tree:
+            return
+    with kernel.session(write=True) as m:
+        m.modprobe_tree = tree
+
+
+def usermode_modprobe(kernel, name: str, basedir: str, version: str) -> int:
+    """What the kernel's request_module() runs as its usermode helper, ``modprobe -q -- NAME``,
+    in this process: against ``kernel`` (the requesting sandbox machine) and the tree
+    ``<basedir>/lib/modules/<version>`` with that root's modprobe.d; the caller's environment
+    ($MODPROBE_OPTIONS) is not read, as the helper's is the kernel's.  Returns modprobe's exit
+    code (0, or 1 when the module is not found or fails to load)."""
+    import argparse
+    root = "" if basedir in ("", "/") else basedir.rstrip("/")
+    dirname = f"{root}/lib/modules/{version}"
+    if not os.path.isfile(os.path.join(dirname, "modules.dep")):
+        return 1
+    flags = ("all", "remove", "remove_dependencies", "resolve_alias", "first_time",
+             "ignore_commands", "use_blacklist", "force", "force_modversion", "force_vermagic",
+             "show_depends", "show_config", "show_modversions", "show_exports", "dry_run",
+             "syslog", "version", "help", "tree", "ignore_loaded", "show_actions")
+    opts = argparse.Namespace(**dict.fromkeys(flags, False), quiet=True, verbose=0, config=None,
+                              dirname=basedir, set_version=version, wait=None, args=[name])
+    mp = Modprobe(dirname, load_config(root or "/", None, dirname), opts, quiet=True)
+    mp._kernel = kernel
+    return 0 if mp.insmod(name, "") >= 0 else 1
+
+
 def main(argv: list[str]) -> int:
     p = ToolParser(prog="modprobe", add_help=False)
     flag = lambda *names, dest=None: p.add_argument(*names, dest=dest, action="store_true")  # noqa: E731
@@ -532,6 +571,8 @@ def main(argv: list[str]) -> int:
                         f"{version}` on a module tree, or `kmodlab modprobe --tree` to get the "
                         f"sandbox profile's tree (then modprobe -d BASEDIR …)."])
         return 1
+    if opts.dirname is not None:
+        remember_tree(root, version)        # the tree of the machine's request_module()
     if opts.remove:
         names = opts.args
         err = 0

@@ -10,9 +10,13 @@
   otherwise ``nls->owner`` is set and the table pushed on the head of ``tables`` (``next`` = the
   previous head when that is a module's table; below them is the built-in ``default_table``,
   whose address the profile does not know, so the first table's ``next`` stays NULL).
-  ``load_nls`` finds a registered table by charset (and takes a module reference — not counted
-  here); for a charset nobody registered the kernel runs ``request_module("nls_%s")`` (the
-  usermode modprobe), which the sandbox does not do: that is :class:`Unmodelled`, named.
+  ``load_nls`` is ``try_then_request_module(find_nls(charset), "nls_%s", charset)``: a table
+  whose charset or alias is the name (``strcmp``, case matters) is found (the kernel also takes
+  a reference on its owner — not counted here); otherwise ``__request_module(true, "nls_%s")``
+  runs modprobe (emu/models/kmod.py; the sandbox loads the module from the machine's module
+  tree, its init registering the table) and the table is looked up once more — NULL if still
+  missing.  ``default``, the built-in table, is not listed (its address is unknown): asking
+  for it is :class:`Unmodelled`.
 - debugfs: Debian enables it (``CONFIG_DEBUG_FS=y``, ``CONFIG_DEBUG_FS_ALLOW_ALL=y``), so
   ``debugfs_create_dir``/``_file`` return real dentries — opaque heap objects here, with the
   name, parent and mode in ``emu.state["debugfs"]``; a name already present under the same
@@ -27,7 +31,7 @@ from .driver import err_ptr, is_err
 
 EINVAL, EBUSY, EEXIST = 22, 16, 17
 FS_NAME, FS_OWNER, FS_NEXT = 0, 48, 56
-NLS_CHARSET, NLS_OWNER, NLS_NEXT = 0, 48, 56
+NLS_CHARSET, NLS_ALIAS, NLS_OWNER, NLS_NEXT = 0, 8, 48, 56
 DENTRY_SIZE = 192
 
 
@@ -103,14 +107,26 @@ def unregister_nls(emu, nls):
             return
 
 
+def find_nls(emu, charset: str) -> int:
+    for t in _nls(emu):
+        if t["charset"] == charset or _s(emu, emu.read_u(t["nls"] + NLS_ALIAS, 8)) == charset:
+            return t["nls"]
+    return 0
+
+
 @model("load_nls")
 def load_nls(emu, charset):
     want = _s(emu, charset)
-    for t in _nls(emu):
-        if t["charset"].lower() == want.lower():
-            return t["nls"]
-    from ..errors import Unmodelled
-    raise Unmodelled(f'load_nls (request_module("nls_{want}"))', what=emu.what)
+    nls = find_nls(emu, want)
+    if nls:
+        return nls
+    if want == "default":
+        from ..errors import Unmodelled
+        raise Unmodelled("load_nls (the built-in default table)", what=emu.what)
+    from .kmod import request_module
+    ret = request_module(emu, True, f"nls_{want}")
+    emu.note(f"request_module(nls_{want}) = {ret}")
+    return find_nls(emu, want)
 
 
 @model("unload_nls")
