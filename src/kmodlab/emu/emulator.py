@@ -338,7 +338,9 @@ class Emulator:
         region's bytes are written again, as ``fn`` may have changed any of them (shared kernel
         memory, the heap, the per-CPU area).  ``state`` is shared by reference: registrations
         ``fn`` made are visible to this CPU's models at once.  Private memory (stack, the
-        models' kernel objects) and registers are this CPU's own and are not touched.
+        models' kernel objects) and registers are this CPU's own and are not touched.  This
+        run's timeout keeps counting meanwhile (Unicorn's timer cannot be paused): the nested
+        work is part of the time the outer function takes.
         """
         self._flush_cont()
         self._copy_back(self.uc)
