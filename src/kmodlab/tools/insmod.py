@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import strerror
+from ..errors import ENOSYS, strerror
 from ..kernel.module.internal import MODULE_INIT_IGNORE_MODVERSIONS, MODULE_INIT_IGNORE_VERMAGIC
 from ..lib.args import options_from_array
 from ..lib.file import ModuleFileError
@@ -100,6 +100,9 @@ def why(res) -> list[str]:
     lines = [l for l in res.log if l and not l.startswith("Linux version")]
     if res.reason and not any(res.reason in l for l in lines):
         lines.append(res.reason)
+    if not lines and res.errno == ENOSYS:
+        lines.append("the running kernel has no module support (CONFIG_MODULES is not set); "
+                     "kmodlab's sandbox kernel (the default, without --live) has")
     return lines
 
 
