@@ -9,8 +9,10 @@ shash, templates), driver.py (drivers/base, PCI, platform, misc, char_dev), fs.p
 (filesystems, NLS, debugfs), locking.py (mutexes, spinlocks, wait queues, RCU), timer.py
 (kernel/time/timer.c), workqueue.py (kernel/workqueue.c), net.py (rtnetlink, ethtool),
 leds.py (LED triggers, list debugging), notifier.py (notifier chains),
-input.py (input handlers, ACPI bus types), crc.py (lib/crc32.c), kmod.py (kernel/kmod.c:
+input.py (input handlers, ACPI bus types), mempool.py (mm/mempool.c),
+kobject.py (lib/kobject.c: kernel_kobj, fs_kobj), proc.py (fs/proc: procfs entries, sysctl), crc.py (lib/crc32.c), kmod.py (kernel/kmod.c:
 request_module).
 """
-from . import (crc, crypto, driver, fs, input, kmod, leds, locking, net, notifier,  # noqa: F401
-               page, printk, sched, slab, string, thunks, time, timer, vsprintf, workqueue)
+from . import (crc, crypto, driver, fs, input, kmod, kobject, leds, locking,  # noqa: F401
+               mempool, net, notifier, page, printk, proc, sched, slab, string, thunks,
+               time, timer, vsprintf, workqueue)

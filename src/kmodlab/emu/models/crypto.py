@@ -290,3 +290,118 @@ def _register_family(kind: str) -> None:
 
 for _kind in ALG_BASE:
     _register_family(_kind)
+
+
+# --- allocating a hash transform (crypto/api.c, crypto/shash.c) ---------------------------------
+# crypto_alloc_shash(name, type, mask) is crypto_alloc_tfm(name, &crypto_shash_type, …):
+# the frontend narrows the lookup to CRYPTO_ALG_TYPE_SHASH algorithms; __crypto_alg_lookup
+# takes an algorithm whose cra_driver_name is the name (exact) or else the highest-priority
+# one whose cra_name is; when none is listed and CRYPTO_NOLOAD is not in mask, the kernel asks
+# for "crypto-<name>" (and "crypto-<name>-all" unless a fallback was excluded) through
+# request_module and looks again.  Still nothing → ERR_PTR(-ENOENT) (the larval finds no
+# template).  The sandbox's algorithm list is ``emu.state["crypto"]`` (what modules
+# registered); registered algorithms count as tested (the kernel marks them CRYPTO_ALG_TESTED
+# once cryptomgr's self-test passes — or finds no test — which it always does outside FIPS
+# mode; the sandbox runs no self-tests).  Algorithms built into Debian's vmlinux (md5, sha1,
+# sha224, sha256, digest_null: CONFIG_CRYPTO_MD5/SHA1/SHA256/NULL2=y) are not in the list and
+# their struct addresses are not in the profile, and names with a template (``hmac(sha256)``)
+# need cryptomgr's template instantiation: both stop as Unmodelled rather than pretend.
+# The transform: kzalloc(8 + sizeof(struct crypto_tfm) 32 + cra_ctxsize) — struct crypto_shash
+# {descsize 0, base 8} with base {refcnt 0, crt_flags 4, node 8, exit 16, __crt_alg 24,
+# __crt_ctx 32} (Debian 6.1 amd64 BTF) — descsize copied from the shash_alg, refcnt 1,
+# CRYPTO_TFM_NEED_KEY when the algorithm has a setkey and no CRYPTO_ALG_OPTIONAL_KEY, then the
+# algorithm's init_tfm (shash_alg 64; exit_tfm 72) runs as a callback into its module.
+# (tfm->exit would point at shash.c's static crypto_shash_exit_tfm, address unknown: it holds 0
+# and crypto_destroy_tfm finds exit_tfm through the algorithm instead.)  Handed-out transforms
+# are listed in ``emu.state["crypto_tfms"]``; crypto_free_shash — the inline
+# crypto_destroy_tfm(tfm, &tfm->base), NULL or ERR_PTR allowed — runs exit_tfm, then
+# kfree_sensitive (zeroed, freed).
+CRYPTO_NOLOAD, CRYPTO_ALG_NEED_FALLBACK, CRYPTO_ALG_OPTIONAL_KEY = 0x8000, 0x100, 0x4000
+CRYPTO_TFM_NEED_KEY = 0x1
+CRA_CTXSIZE = 40
+SHASH_SETKEY, SHASH_INIT_TFM, SHASH_EXIT_TFM = 56, 64, 72
+TFM_CRT_FLAGS, TFM_ALG, TFM_SIZE, SHASH_TFM_BASE = 4, 24, 32, 8
+ENOENT = 2
+BUILTIN_SHASH = {"md5": "md5-generic", "sha1": "sha1-generic", "sha224": "sha224-generic",
+                 "sha256": "sha256-generic", "digest_null": "digest_null-generic"}
+
+
+def _lookup(emu, name: str, type_: int, mask: int) -> dict | None:
+    best = None
+    for q in _algs(emu):
+        flags = emu.read_u(q["alg"] + CRA_FLAGS, 4)
+        if (flags ^ type_) & mask:
+            continue
+        if q["driver"] == name:
+            return q
+        if q["name"] == name and (best is None or q["priority"] > best["priority"]):
+            best = q
+    return best
+
+
+@model("crypto_alloc_shash")
+def crypto_alloc_shash(emu, alg_name, type_, mask):
+    from ..errors import Unmodelled
+    from .driver import err_ptr
+    from .kmod import request_module
+    from .slab import kmalloc_flags
+    name = emu.cstr(alg_name, CRYPTO_MAX_ALG_NAME).decode("latin-1")
+    type_, mask = type_ & 0xFFFFFFFF, mask & 0xFFFFFFFF
+    t = (type_ & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE_SHASH
+    m = (mask & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE_MASK
+    q = _lookup(emu, name, t, m)
+    if q is None and not mask & CRYPTO_NOLOAD:
+        request_module(emu, True, f"crypto-{name}")
+        if not ((type_ ^ CRYPTO_ALG_NEED_FALLBACK) & mask & CRYPTO_ALG_NEED_FALLBACK):
+            request_module(emu, True, f"crypto-{name}-all")
+        q = _lookup(emu, name, t, m)
+    if q is None:
+        if name in BUILTIN_SHASH or name in BUILTIN_SHASH.values():
+            raise Unmodelled(f"crypto_alloc_shash (algorithm {name} built into vmlinux)",
+                             what=emu.what)
+        if "(" in name:
+            raise Unmodelled(f"crypto_alloc_shash (template instantiation of {name})",
+                             what=emu.what)
+        emu.note(f"{name}: not found")
+        return err_ptr(ENOENT)
+    alg = q["alg"]
+    salg = alg - SHASH_BASE
+    mem = kmalloc_flags(emu, SHASH_TFM_BASE + TFM_SIZE + emu.read_u(alg + CRA_CTXSIZE, 4),
+                        0xCC0 | 0x100)
+    tfm = mem + SHASH_TFM_BASE
+    emu.write_u(tfm, 4, 1)                                  # refcnt
+    emu.write_u(tfm + TFM_ALG, 8, alg)
+    emu.write_u(tfm + 8, 4, 0xFFFFFFFF)                     # node NUMA_NO_NODE
+    emu.write_u(mem, 4, emu.read_u(salg + SHASH_DESCSIZE, 4))
+    if emu.read_u(salg + SHASH_SETKEY, 8) and \
+            not emu.read_u(alg + CRA_FLAGS, 4) & CRYPTO_ALG_OPTIONAL_KEY:
+        emu.write_u(tfm + TFM_CRT_FLAGS, 4, CRYPTO_TFM_NEED_KEY)
+    init = emu.read_u(salg + SHASH_INIT_TFM, 8)
+    if init:
+        err = emu.call_module(init, (mem,)) & 0xFFFFFFFF
+        if err:
+            emu.heap.kfree(emu.mm, mem)
+            return err_ptr((1 << 32) - err)
+    emu.state.setdefault("crypto_tfms", {})[str(mem)] = q["driver"]
+    emu.note(f"{name} → {q['driver']}")
+    return mem
+
+
+@model("crypto_destroy_tfm")
+def crypto_destroy_tfm(emu, mem, tfm):
+    """crypto_free_shash(tfm) is crypto_destroy_tfm(tfm, &tfm->base) (an inline)."""
+    from ..errors import Unmodelled
+    from .driver import is_err
+    from .slab import _kfree
+    if not mem or is_err(mem):
+        return
+    if str(mem) not in emu.state.setdefault("crypto_tfms", {}):
+        raise Unmodelled("crypto_destroy_tfm (a transform not allocated by crypto_alloc_shash)",
+                         what=emu.what)
+    alg = emu.read_u(tfm + TFM_ALG, 8)
+    exit_ = emu.read_u(alg - SHASH_BASE + SHASH_EXIT_TFM, 8)
+    if exit_:
+        emu.call_module(exit_, (mem,))
+    del emu.state["crypto_tfms"][str(mem)]
+    emu.write(mem, bytes(SHASH_TFM_BASE + TFM_SIZE + emu.read_u(alg + CRA_CTXSIZE, 4)))
+    _kfree(emu, mem, "kfree_sensitive")

@@ -177,3 +177,184 @@ def register_pernet_subsys(emu, ops):
 @model("unregister_pernet_device", "unregister_pernet_subsys")
 def unregister_pernet_device(emu, ops):
     _unregister_pernet(emu, ops)
+
+
+# --- netdevice notifiers (net/core/dev.c) ---------------------------------------------------------
+# **The sandbox machine has no network devices — not even ``lo``.**  init_net's loopback device
+# (and its struct net_device, whose ~2.5 KB of fields a notifier may read) is not modelled, and
+# no model creates a net_device; ``emu.state["netdevs"]`` (a list of {"dev", "net", "up"},
+# empty on every machine today) is the device list the replay walks.  So on this machine
+# registering a netdevice notifier calls the notifier zero times, as a real kernel without
+# network devices would.  The replay itself is the kernel's (call_netdevice_register_net_
+# notifiers): for each device NETDEV_REGISTER, then NETDEV_UP if it is up; a notifier's error
+# (notifier_to_errno) rolls back the devices already announced (NETDEV_GOING_DOWN, NETDEV_DOWN
+# if up, NETDEV_UNREGISTER), unchains the block and is returned.  Unregistering announces the
+# same three events for every device.  The chain is ``emu.state["notifiers"]["netdev"]``
+# (``netdev@<net>`` for the per-namespace chains); a block already on it → the kernel's
+# "notifier callback %ps already registered" warning and -EEXIST; unregistering one that is not
+# → -ENOENT.  Both take the RTNL (held already by this task: the hang it is).
+# struct netdev_notifier_info (Debian 6.1 amd64 BTF): dev 0, extack 8 (16 bytes).
+NETDEV_UP, NETDEV_DOWN, NETDEV_REGISTER, NETDEV_UNREGISTER, NETDEV_GOING_DOWN = 1, 2, 5, 6, 10
+NOTIFY_OK, NOTIFY_STOP_MASK = 1, 0x8000
+ENOENT = 2
+
+
+def notifier_to_errno(ret: int) -> int:
+    ret = (ret & 0xFFFFFFFF) & ~NOTIFY_STOP_MASK
+    ret = ret - (1 << 32) if ret & 0x80000000 else ret
+    return NOTIFY_OK - ret if ret > NOTIFY_OK else 0
+
+
+def _netdevs(emu, net: int | None = None) -> list:
+    return [d for d in emu.state.get("netdevs", []) if net is None or d.get("net") == net]
+
+
+def _nd_call(emu, nb: int, event: int, dev: int) -> int:
+    info = emu.priv_alloc(16, 8)
+    emu.write_u(info, 8, dev)
+    emu.write_u(info + 8, 8, 0)
+    return emu.call_module(emu.read_u(nb, 8), (nb, event, info))
+
+
+def _nd_unannounce(emu, nb: int, d: dict) -> None:
+    if d.get("up"):
+        _nd_call(emu, nb, NETDEV_GOING_DOWN, d["dev"])
+        _nd_call(emu, nb, NETDEV_DOWN, d["dev"])
+    _nd_call(emu, nb, NETDEV_UNREGISTER, d["dev"])
+
+
+def _nd_register(emu, chain: str, nb: int, net: int | None) -> int:
+    rtnl_lock(emu)
+    try:
+        blocks = emu.state.setdefault("notifiers", {}).setdefault(chain, [])
+        if nb in blocks:
+            emu.printk(4, f"notifier callback {emu.symbol(emu.read_u(nb, 8))} already "
+                          "registered\n")
+            return -EEXIST
+        blocks.append(nb)
+        done: list = []
+        for d in _netdevs(emu, net):
+            err = notifier_to_errno(_nd_call(emu, nb, NETDEV_REGISTER, d["dev"]))
+            if err:
+                for prev in reversed(done):
+                    _nd_unannounce(emu, nb, prev)
+                blocks.remove(nb)
+                return err
+            if d.get("up"):
+                _nd_call(emu, nb, NETDEV_UP, d["dev"])
+            done.append(d)
+        emu.note(f"{chain}: {emu.symbol(emu.read_u(nb, 8))}, {len(done)} device(s) replayed")
+        return 0
+    finally:
+        rtnl_unlock(emu)
+
+
+def _nd_unregister(emu, chain: str, nb: int, net: int | None) -> int:
+    rtnl_lock(emu)
+    try:
+        blocks = emu.state.setdefault("notifiers", {}).setdefault(chain, [])
+        if nb not in blocks:
+            return -ENOENT
+        blocks.remove(nb)
+        for d in _netdevs(emu, net):
+            _nd_unannounce(emu, nb, d)
+        return 0
+    finally:
+        rtnl_unlock(emu)
+
+
+@model("register_netdevice_notifier")
+def register_netdevice_notifier(emu, nb):
+    return _nd_register(emu, "netdev", nb, None)
+
+
+@model("unregister_netdevice_notifier")
+def unregister_netdevice_notifier(emu, nb):
+    return _nd_unregister(emu, "netdev", nb, None)
+
+
+@model("register_netdevice_notifier_net")
+def register_netdevice_notifier_net(emu, net, nb):
+    return _nd_register(emu, f"netdev@{net:#x}", nb, net)
+
+
+@model("unregister_netdevice_notifier_net")
+def unregister_netdevice_notifier_net(emu, net, nb):
+    return _nd_unregister(emu, f"netdev@{net:#x}", nb, net)
+
+
+# --- socket protocols (net/core/sock.c) -----------------------------------------------------------
+# struct proto (Debian 6.1 amd64 BTF, 464 bytes): inuse_idx 224, slab 344, obj_size 352,
+# slab_flags 356, useroffset 360, usersize 364, rsk_prot 376, twsk_prot 384, owner 400,
+# name 408 (char[32]), node 440.  proto_register(prot, alloc_slab): with alloc_slab a
+# SLAB_HWCACHE_ALIGN cache named prot->name of obj_size bytes (NULL → "%s: Can't create sock
+# SLAB cache!" and -ENOBUFS); then assign_proto_idx under proto_list_mutex: the first clear bit
+# of proto_inuse_idx (PROTO_INUSE_NR 64; the last index means "exhausted": "PROTO_INUSE_NR
+# exhausted", -ENOSPC) into prot->inuse_idx.  The kernel's own protocols (tcp, udp, raw, unix,
+# netlink, packet …) hold some low indices from boot — which ones is not known, so the index is
+# the sandbox's, counted from 0 over module-registered protocols.  The ``node`` link into the
+# kernel's static proto_list (address not in the profile) is not written; the registry is
+# ``emu.state["proto"]``.  The kernel does not check for a double registration (it would
+# list_add a listed node, which CONFIG_DEBUG_LIST reports): the sandbox stops there as
+# Unmodelled.  request/timewait sock caches (rsk_prot/twsk_prot, TCP/DCCP-style protocols) are
+# not modelled.
+PR_INUSE_IDX, PR_SLAB, PR_OBJ_SIZE, PR_SLAB_FLAGS, PR_USEROFFSET, PR_USERSIZE = \
+    224, 344, 352, 356, 360, 364
+PR_RSK_PROT, PR_TWSK_PROT, PR_NAME = 376, 384, 408
+PROTO_INUSE_NR = 64
+SLAB_HWCACHE_ALIGN = 0x2000
+ENOBUFS, ENOSPC = 105, 28
+
+
+def _protos(emu) -> dict:
+    return emu.state.setdefault("proto", {})
+
+
+@model("proto_register")
+def proto_register(emu, prot, alloc_slab):
+    from ..errors import Unmodelled
+    from .slab import kmem_cache_create_usercopy
+    name = emu.cstr(prot + PR_NAME, 32).decode("latin-1")
+    if str(prot) in _protos(emu):
+        raise Unmodelled(f"proto_register (struct proto {name} registered twice: list_add of "
+                         "a listed node)", what=emu.what)
+    slab = 0
+    if alloc_slab & 0xFFFFFFFF:
+        if emu.read_u(prot + PR_RSK_PROT, 8) or emu.read_u(prot + PR_TWSK_PROT, 8):
+            raise Unmodelled(f"proto_register ({name}: request/timewait sock caches)",
+                             what=emu.what)
+        slab = kmem_cache_create_usercopy(
+            emu, prot + PR_NAME, emu.read_u(prot + PR_OBJ_SIZE, 4), 0,
+            SLAB_HWCACHE_ALIGN | emu.read_u(prot + PR_SLAB_FLAGS, 4),
+            emu.read_u(prot + PR_USEROFFSET, 4), emu.read_u(prot + PR_USERSIZE, 4), 0)
+        if not slab:
+            emu.printk(2, f"{name}: Can't create sock SLAB cache!\n")
+            return -ENOBUFS
+        emu.write_u(prot + PR_SLAB, 8, slab)
+    used = {p["idx"] for p in _protos(emu).values()}
+    idx = next(i for i in range(PROTO_INUSE_NR) if i not in used)
+    if idx == PROTO_INUSE_NR - 1:
+        emu.printk(3, "PROTO_INUSE_NR exhausted\n")
+        if slab:
+            from .slab import kmem_cache_destroy
+            kmem_cache_destroy(emu, slab)
+            emu.write_u(prot + PR_SLAB, 8, 0)
+        return -ENOSPC
+    emu.write_u(prot + PR_INUSE_IDX, 4, idx)
+    _protos(emu)[str(prot)] = {"name": name, "idx": idx, "slab": slab}
+    emu.note(f"{name} (inuse_idx {idx}{', own slab' if slab else ''})")
+    return 0
+
+
+@model("proto_unregister")
+def proto_unregister(emu, prot):
+    p = _protos(emu).pop(str(prot), None)
+    if p is None:
+        from ..errors import Unmodelled
+        raise Unmodelled("proto_unregister (struct proto not registered: list_del of an "
+                         "unlisted node)", what=emu.what)
+    slab = emu.read_u(prot + PR_SLAB, 8)
+    if slab:
+        from .slab import kmem_cache_destroy
+        kmem_cache_destroy(emu, slab)
+        emu.write_u(prot + PR_SLAB, 8, 0)

@@ -1,0 +1,230 @@
+"""Kobjects (lib/kobject.c, fs/sysfs): the kernel's top sysfs directories and the ones modules
+add under them.
+
+``kernel_kobj`` and ``fs_kobj`` (exported ``struct kobject *`` variables) point at the kernel's
+``/sys/kernel`` and ``/sys/fs`` kobjects, modelled as kernel objects of the emulator (private
+memory, rebuilt identically on every run): name, an empty ``entry`` list, no parent, no kset,
+``kref`` 1 plus the references modules hold (kept in ``emu.state["sysfs_root_kref"]``),
+``state_initialized`` and ``state_in_sysfs`` set.  ``ktype`` (lib/kobject.c's
+static ``dynamic_kobj_ktype``) and ``sd`` (the kernfs node) are kernel addresses the profile
+does not know: they hold 0 — module code reaches them only through the modelled kobject
+functions, never by reading the fields.
+
+``kobject_create_and_add(name, parent)`` and ``kset_create_and_add(name, uevent_ops, parent)``
+allocate the object on the heap, copy the name (kvasprintf_const → kstrdup_const), take a
+reference on the parent and add the directory.  A directory that exists under that parent →
+sysfs's "cannot create duplicate filename '<path>'" and kobject_add_internal's
+"kobject_add_internal failed for <name> with -EEXIST, don't try to register things with the
+same name in the same directory.", then (kobject_create_and_add) "kobject_create_and_add:
+kobject_add error: -17" and NULL; kset_create_and_add gives ERR_PTR(-EEXIST).  The
+directories live in ``emu.state["sysfs_dirs"]`` (sysfs path → {kobj, kind, parent}); the
+built-in top directories (/sys/kernel, /sys/fs, /sys/module …) are known, their built-in
+children (/sys/kernel/mm, /sys/fs/cgroup …) are not listed, and none of them shares a name with
+what a Debian module adds.  ``kobject_put`` dropping the last reference removes the directory,
+drops the parent's reference and frees name and object (``kset_unregister`` likewise);
+``sysfs_create_mount_point``/``sysfs_remove_mount_point`` add and remove an empty directory.
+
+Layouts (Debian 6.1 amd64 BTF): ``struct kobject`` (64 bytes) name 0, entry 8, parent 24,
+kset 32, ktype 40, sd 48, kref 56, state bits 60 (initialized bit 0, in_sysfs bit 1);
+``struct kset`` (96 bytes) list 0, list_lock 16, kobj 24, uevent_ops 88.
+"""
+from __future__ import annotations
+
+from ..errors import Unmodelled
+from ..registry import data, model
+from .driver import err_ptr
+from .locking import init_list_head
+from .slab import _kfree, kfree_const, kmalloc_flags, kstrdup_const
+
+EEXIST, ENOMEM = 17, 12
+KO_NAME, KO_ENTRY, KO_PARENT, KO_KSET, KO_KTYPE, KO_SD, KO_KREF, KO_STATE = \
+    0, 8, 24, 32, 40, 48, 56, 60
+KOBJECT_SIZE, KSET_SIZE, KSET_KOBJ, KSET_UEVENT_OPS = 64, 96, 24, 88
+STATE_INITIALIZED, STATE_IN_SYSFS = 1, 2
+GFP_KERNEL_ZERO = 0xCC0 | 0x100
+# /sys's top directories on Debian 6.1 (each a kobject or kset made at boot)
+SYSFS_ROOT = ("block", "bus", "class", "dev", "devices", "firmware", "fs", "hypervisor",
+              "kernel", "module", "power")
+
+
+def _dirs(emu) -> dict:
+    return emu.state.setdefault("sysfs_dirs", {})
+
+
+def _kernel_kobj(emu, name: str) -> int:
+    objs = emu.__dict__.setdefault("_root_kobjs", {})
+    if name not in objs:
+        k = emu.priv_alloc(KOBJECT_SIZE, 8)
+        s = emu.priv_alloc(16, 8)
+        emu.write(s, name.encode() + b"\0")
+        emu.write_u(k + KO_NAME, 8, s)
+        init_list_head(emu, k + KO_ENTRY)
+        emu.write_u(k + KO_KREF, 4, emu.state.get("sysfs_root_kref", {}).get(name, 1))
+        emu.write_u(k + KO_STATE, 4, STATE_INITIALIZED | STATE_IN_SYSFS)
+        objs[name] = k
+    return objs[name]
+
+
+@data("kernel_kobj", 8)
+def kernel_kobj(emu) -> bytes:
+    return _kernel_kobj(emu, "kernel").to_bytes(8, "little")
+
+
+@data("fs_kobj", 8)
+def fs_kobj(emu) -> bytes:
+    return _kernel_kobj(emu, "fs").to_bytes(8, "little")
+
+
+def _path_of(emu, kobj: int) -> str | None:
+    if not kobj:
+        return ""
+    for name, k in emu.__dict__.get("_root_kobjs", {}).items():
+        if k == kobj:
+            return "/" + name
+    for path, d in _dirs(emu).items():
+        if d["kobj"] == kobj:
+            return path
+    return None
+
+
+def _set_kref(emu, kobj: int, n: int) -> None:
+    """Write kobj's kref; a root kobject's count is kept in ``emu.state["sysfs_root_kref"]``
+    (its object is rebuilt on every run, the count must survive from init to exit)."""
+    emu.write_u(kobj + KO_KREF, 4, n)
+    for name, k in emu.__dict__.get("_root_kobjs", {}).items():
+        if k == kobj:
+            emu.state.setdefault("sysfs_root_kref", {})[name] = n
+
+
+def _kref_get(emu, kobj: int) -> None:
+    if kobj:
+        _set_kref(emu, kobj, emu.read_u(kobj + KO_KREF, 4) + 1)
+
+
+def _add(emu, kobj: int, parent: int, kind: str) -> int:
+    """kobject_add_internal + sysfs_create_dir_ns for a heap kobject whose name is set."""
+    name = emu.cstr(emu.read_u(kobj + KO_NAME, 8), 256).decode("latin-1")
+    ppath = _path_of(emu, parent)
+    if ppath is None:
+        raise Unmodelled(f"kobject_add (parent kobject {parent:#x} is not a modelled sysfs "
+                         "directory)", what=emu.what)
+    path = f"{ppath}/{name}"
+    if path in _dirs(emu) or (not ppath and name in SYSFS_ROOT):
+        emu.printk(3, f"sysfs: cannot create duplicate filename '{path}'\n")
+        emu.printk(3, f"kobject_add_internal failed for {name} with -EEXIST, don't try to "
+                      "register things with the same name in the same directory.\n")
+        return -EEXIST
+    _kref_get(emu, parent)
+    emu.write_u(kobj + KO_PARENT, 8, parent)
+    emu.write_u(kobj + KO_STATE, 4, emu.read_u(kobj + KO_STATE, 4) | STATE_IN_SYSFS)
+    _dirs(emu)[path] = {"kobj": kobj, "kind": kind, "parent": parent}
+    emu.note(f"/sys{path}")
+    return 0
+
+
+def _new_kobject(emu, at: int, name: int) -> None:
+    emu.write_u(at + KO_NAME, 8, kstrdup_const(emu, name, 0))
+    init_list_head(emu, at + KO_ENTRY)
+    emu.write_u(at + KO_KREF, 4, 1)
+    emu.write_u(at + KO_STATE, 4, STATE_INITIALIZED)
+
+
+def _release(emu, kobj: int) -> None:
+    """kref hit zero: kobject_del (directory removed, parent put), then the ktype's release."""
+    for path, d in list(_dirs(emu).items()):
+        if d["kobj"] == kobj:
+            del _dirs(emu)[path]
+            kind = d["kind"]
+            break
+    else:
+        raise Unmodelled("kobject_put (last reference of a kobject not created by "
+                         "kobject_create_and_add/kset_create_and_add)", what=emu.what)
+    parent = emu.read_u(kobj + KO_PARENT, 8)
+    emu.write_u(kobj + KO_STATE, 4, emu.read_u(kobj + KO_STATE, 4) & ~STATE_IN_SYSFS)
+    if parent:
+        kobject_put(emu, parent)
+    kfree_const(emu, emu.read_u(kobj + KO_NAME, 8))
+    _kfree(emu, kobj - (KSET_KOBJ if kind == "kset" else 0), "kfree")
+
+
+@model("kobject_create_and_add")
+def kobject_create_and_add(emu, name, parent):
+    kobj = kmalloc_flags(emu, KOBJECT_SIZE, GFP_KERNEL_ZERO)
+    if not kobj:
+        return 0
+    _new_kobject(emu, kobj, name)
+    err = _add(emu, kobj, parent, "kobject")
+    if err:
+        emu.printk(4, f"kobject_create_and_add: kobject_add error: {err}\n")
+        kfree_const(emu, emu.read_u(kobj + KO_NAME, 8))
+        _kfree(emu, kobj, "kfree")
+        return 0
+    return kobj
+
+
+@model("kset_create_and_add")
+def kset_create_and_add(emu, name, uevent_ops, parent):
+    kset = kmalloc_flags(emu, KSET_SIZE, GFP_KERNEL_ZERO)
+    if not kset:
+        return err_ptr(ENOMEM)
+    kobj = kset + KSET_KOBJ
+    _new_kobject(emu, kobj, name)
+    emu.write_u(kset + KSET_UEVENT_OPS, 8, uevent_ops)
+    init_list_head(emu, kset)
+    err = _add(emu, kobj, parent, "kset")
+    if err:
+        kfree_const(emu, emu.read_u(kobj + KO_NAME, 8))
+        _kfree(emu, kset, "kfree")
+        return err_ptr(-err)
+    return kset
+
+
+@model("kobject_get")
+def kobject_get(emu, kobj):
+    _kref_get(emu, kobj)
+    return kobj
+
+
+@model("kobject_put")
+def kobject_put(emu, kobj):
+    if not kobj:
+        return
+    if not emu.read_u(kobj + KO_STATE, 4) & STATE_INITIALIZED:
+        emu.printk(4, f"kobject: '{emu.cstr(emu.read_u(kobj, 8), 256).decode('latin-1')}' "
+                      f"({kobj:#x}): is not initialized, yet kobject_put() is being called.\n")
+    n = emu.read_u(kobj + KO_KREF, 4)
+    if n == 0:
+        raise emu.oops(["refcount_t: underflow; use-after-free.",
+                        "WARNING: CPU: 0 at lib/refcount.c refcount_warn_saturate"])
+    _set_kref(emu, kobj, n - 1)
+    if n == 1:
+        _release(emu, kobj)
+
+
+@model("kset_unregister")
+def kset_unregister(emu, kset):
+    if not kset:
+        return
+    kobject_put(emu, kset + KSET_KOBJ)
+
+
+@model("sysfs_create_mount_point")
+def sysfs_create_mount_point(emu, parent, name):
+    ppath = _path_of(emu, parent)
+    if ppath is None:
+        raise Unmodelled("sysfs_create_mount_point (parent is not a modelled sysfs directory)",
+                         what=emu.what)
+    path = f"{ppath}/{emu.cstr(name, 256).decode('latin-1')}"
+    if path in _dirs(emu):
+        emu.printk(3, f"sysfs: cannot create duplicate filename '{path}'\n")
+        return -EEXIST
+    _dirs(emu)[path] = {"kobj": 0, "kind": "mount_point", "parent": parent}
+    emu.note(f"/sys{path}")
+    return 0
+
+
+@model("sysfs_remove_mount_point")
+def sysfs_remove_mount_point(emu, parent, name):
+    ppath = _path_of(emu, parent)
+    if ppath is not None:
+        _dirs(emu).pop(f"{ppath}/{emu.cstr(name, 256).decode('latin-1')}", None)

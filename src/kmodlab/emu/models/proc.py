@@ -1,0 +1,312 @@
+"""procfs entries (fs/proc/generic.c, proc_net is not here) and sysctl tables
+(fs/proc/proc_sysctl.c).
+
+procfs: ``proc_mkdir*``, ``proc_create*`` and ``proc_symlink`` create a ``struct
+proc_dir_entry`` on the heap (the name inline when it is shorter than the inline space, as
+__proc_create does; mode, nlink, data, parent, proc_ops/seq_ops/single_show, state_size filled
+in) and list it in ``emu.state["procfs"]`` (path under /proc → {pde, mode, kind}).  A name with
+slashes is looked up component by component from the parent (xlate_proc_name: a missing
+directory → NULL, no message).  A name already present in that directory → the kernel's
+WARN "proc_dir_entry '<dir>/<name>' already registered" (<dir> the parent's own name,
+"/proc" for /proc) and NULL.  A NULL parent is /proc
+itself, whose ``struct proc_dir_entry proc_root`` is not exported: new top entries' ``parent``
+holds 0 (the kernel's address is unknown).  The built-in top directories (fs, driver, tty, bus,
+sys, sysvipc, irq, scsi, acpi …) are known; their built-in children are not listed, and none of
+them shares a name with what a Debian module creates.  ``remove_proc_entry(name, parent)``
+removes one entry (missing: the kernel's WARN "name '<name>'";
+a directory with children: the kernel's "removing non-empty directory … leaking at least"
+warning and the children stay), ``remove_proc_subtree``/``proc_remove`` remove recursively.
+Layout (Debian 6.1 amd64 BTF): ``struct proc_dir_entry`` (176 bytes + inline name) refcnt 4,
+proc_iops 40, proc_ops/proc_dir_ops 48, seq_ops/single_show 64, write 72, data 80,
+state_size 88, nlink 96, parent 120, name 160, mode 168, flags 170, namelen 171,
+inline_name 172 (SIZEOF_PDE 176 rounded up to the kmalloc size 192: 20 inline bytes).
+
+sysctl: ``register_sysctl(path, table)``, ``register_sysctl_table(table)`` (6.1 still takes
+``child`` tables: each directory entry's children are registered under it) and
+``register_sysctl_paths`` check every entry as sysctl_check_table does (no procname, or a leaf
+with no ``proc_handler`` → "sysctl table check failed: <path>/<name> No proc_handler" and
+-EINVAL; mode bits outside 0777 → "bogus .mode"), refuse an entry that exists ("sysctl
+duplicate entry: /<path>/<name>", -EEXIST) and return a heap ``struct ctl_table_header``
+(ctl_table 0, used 8, count 12, nreg 16, ctl_table_arg 32; 80 bytes) — NULL on any error.
+Entries live in ``emu.state["sysctl"]`` (header → its /proc/sys paths);
+``unregister_sysctl_table`` (NULL allowed) removes them.  The kernel's own entries
+(kernel/*, vm/*, fs/*, net/* …) are not listed; no Debian module registers one of their names.
+``struct ctl_table`` (64 bytes): procname 0, data 8, maxlen 16, mode 20, child 24,
+proc_handler 32, poll 40, extra1 48, extra2 56.  ``struct ctl_path``: procname 0 (8 bytes).
+"""
+from __future__ import annotations
+
+from ..registry import model
+from .slab import _kfree, kmalloc_flags
+
+EINVAL, EEXIST = 22, 17
+GFP_ZERO_KERNEL = 0xCC0 | 0x100
+PDE_REFCNT, PDE_PROC_OPS, PDE_SEQ_OPS, PDE_DATA, PDE_STATE_SIZE, PDE_NLINK = 4, 48, 64, 80, 88, 96
+PDE_PARENT, PDE_NAME, PDE_MODE, PDE_NAMELEN, PDE_INLINE = 120, 160, 168, 171, 172
+SIZEOF_PDE, PDE_INLINE_SPACE = 176, 192 - 172
+S_IFDIR, S_IFREG, S_IFLNK, S_IFMT = 0o040000, 0o100000, 0o120000, 0o170000
+S_IRUGO, S_IXUGO, S_IALLUGO = 0o444, 0o111, 0o7777
+PROC_ROOT_DIRS = ("fs", "driver", "tty", "bus", "sys", "sysvipc", "irq", "scsi", "acpi",
+                  "net", "self", "thread-self", "pressure", "dynamic_debug", "sysrq-trigger")
+
+
+def _s(emu, p: int) -> str:
+    return emu.cstr(p, 256).decode("latin-1") if p else ""
+
+
+def _procfs(emu) -> dict:
+    return emu.state.setdefault("procfs", {})
+
+
+def _dir_path(emu, parent: int) -> str | None:
+    if not parent:
+        return ""
+    for path, e in _procfs(emu).items():
+        if e["pde"] == parent:
+            return path
+    return None
+
+
+def _dname(path: str) -> str:
+    """A directory entry's ``name`` as the kernel's messages print it (/proc's is "/proc")."""
+    return path.rsplit("/", 1)[-1] if path else "/proc"
+
+
+def _exists(emu, path: str) -> bool:
+    return path in _procfs(emu) or ("/" not in path and path in PROC_ROOT_DIRS)
+
+
+def _create(emu, name: int, mode: int, parent: int, nlink: int, kind: str) -> tuple[int, str]:
+    """__proc_create + proc_register: (pde, path) or (0, "")."""
+    from ..errors import Unmodelled
+    base = _dir_path(emu, parent)
+    if base is None:
+        raise Unmodelled("proc_create (parent is not a procfs entry the sandbox made; "
+                         "e.g. init_net's proc_net)", what=emu.what)
+    full = _s(emu, name)
+    *dirs, leaf = full.split("/")
+    for d in dirs:                                     # xlate_proc_name
+        base = f"{base}/{d}" if base else d
+        if not _exists(emu, base):
+            return 0, ""
+    if not leaf or leaf in (".", "..") or len(leaf) > 255:
+        emu.printk(4, f"name '{full}'\n")
+        return 0, ""
+    path = f"{base}/{leaf}" if base else leaf
+    if _exists(emu, path):
+        emu.printk(4, f"proc_dir_entry '{_dname(base)}/{leaf}' already registered\n")
+        return 0, ""
+    inline = len(leaf) < PDE_INLINE_SPACE
+    pde = kmalloc_flags(emu, SIZEOF_PDE + (PDE_INLINE_SPACE if inline else 0), GFP_ZERO_KERNEL)
+    if inline:
+        nm = pde + PDE_INLINE
+    else:
+        nm = kmalloc_flags(emu, len(leaf) + 1, 0xCC0)
+    emu.write(nm, leaf.encode("latin-1") + b"\0")
+    emu.write_u(pde + PDE_NAME, 8, nm)
+    emu.write_u(pde + PDE_NAMELEN, 1, len(leaf))
+    emu.write_u(pde + PDE_MODE, 2, mode)
+    emu.write_u(pde + PDE_NLINK, 4, nlink)
+    emu.write_u(pde + PDE_REFCNT, 4, 1)
+    emu.write_u(pde + PDE_PARENT, 8, _procfs(emu)[base]["pde"] if base in _procfs(emu) else 0)
+    _procfs(emu)[path] = {"pde": pde, "mode": mode, "kind": kind, "inline": inline}
+    emu.note(f"/proc/{path}")
+    return pde, path
+
+
+def _mkdir(emu, name, mode, parent, data) -> int:
+    pde, _ = _create(emu, name, S_IFDIR | (mode or (S_IRUGO | S_IXUGO)), parent, 2, "dir")
+    if pde:
+        emu.write_u(pde + PDE_DATA, 8, data)
+    return pde
+
+
+@model("proc_mkdir")
+def proc_mkdir(emu, name, parent):
+    return _mkdir(emu, name, 0, parent, 0)
+
+
+@model("proc_mkdir_data")
+def proc_mkdir_data(emu, name, mode, parent, data):
+    return _mkdir(emu, name, mode & 0xFFFF, parent, data)
+
+
+@model("proc_mkdir_mode")
+def proc_mkdir_mode(emu, name, mode, parent):
+    return _mkdir(emu, name, mode & 0xFFFF, parent, 0)
+
+
+def _file(emu, name, mode, parent, data) -> int:
+    mode &= 0xFFFF
+    if not mode & S_IFMT:
+        mode |= S_IFREG
+    if not mode & S_IALLUGO:
+        mode |= S_IRUGO
+    pde, _ = _create(emu, name, mode, parent, 1, "file")
+    if pde:
+        emu.write_u(pde + PDE_DATA, 8, data)
+    return pde
+
+
+@model("proc_create_data")
+def proc_create_data(emu, name, mode, parent, proc_ops, data):
+    pde = _file(emu, name, mode, parent, data)
+    if pde:
+        emu.write_u(pde + PDE_PROC_OPS, 8, proc_ops)
+    return pde
+
+
+@model("proc_create")
+def proc_create(emu, name, mode, parent, proc_ops):
+    return proc_create_data(emu, name, mode, parent, proc_ops, 0)
+
+
+@model("proc_create_seq_private")
+def proc_create_seq_private(emu, name, mode, parent, ops, state_size, data):
+    pde = _file(emu, name, mode, parent, data)
+    if pde:
+        emu.write_u(pde + PDE_SEQ_OPS, 8, ops)
+        emu.write_u(pde + PDE_STATE_SIZE, 4, state_size)
+    return pde
+
+
+@model("proc_create_single_data")
+def proc_create_single_data(emu, name, mode, parent, show, data):
+    pde = _file(emu, name, mode, parent, data)
+    if pde:
+        emu.write_u(pde + PDE_SEQ_OPS, 8, show)
+    return pde
+
+
+def _free(emu, path: str) -> None:
+    e = _procfs(emu).pop(path)
+    if not e.get("inline"):
+        _kfree(emu, emu.read_u(e["pde"] + PDE_NAME, 8))
+    _kfree(emu, e["pde"])
+
+
+def _children(emu, path: str) -> list[str]:
+    return [p for p in _procfs(emu) if p.startswith(path + "/")]
+
+
+@model("remove_proc_entry")
+def remove_proc_entry(emu, name, parent):
+    base = _dir_path(emu, parent)
+    full = _s(emu, name)
+    path = f"{base}/{full}" if base else full
+    if base is None or path not in _procfs(emu):
+        emu.printk(4, f"name '{full}'\n")          # the kernel's WARN
+        return
+    kids = _children(emu, path)
+    if kids:
+        emu.printk(4, "remove_proc_entry: removing non-empty directory "
+                      f"'{_dname(base)}/{_dname(path)}', leaking at "
+                      f"least '{kids[0].rsplit('/', 1)[1]}'\n")
+        _procfs(emu).pop(path)          # the entry goes, the children stay (leaked)
+        return
+    _free(emu, path)
+
+
+@model("remove_proc_subtree")
+def remove_proc_subtree(emu, name, parent):
+    base = _dir_path(emu, parent)
+    full = _s(emu, name)
+    path = f"{base}/{full}" if base else full
+    if base is None or path not in _procfs(emu):
+        return -2
+    for p in sorted(_children(emu, path), key=len, reverse=True) + [path]:
+        _free(emu, p)
+    return 0
+
+
+@model("proc_remove")
+def proc_remove(emu, pde):
+    if not pde:
+        return
+    path = _dir_path(emu, pde)
+    if path:
+        for p in sorted(_children(emu, path), key=len, reverse=True) + [path]:
+            _free(emu, p)
+
+
+# --- sysctl ------------------------------------------------------------------------------------
+CT_PROCNAME, CT_MODE, CT_CHILD, CT_HANDLER, CT_SIZE = 0, 20, 24, 32, 64
+HDR_TABLE, HDR_USED, HDR_COUNT, HDR_NREG, HDR_ARG, HDR_SIZE = 0, 8, 12, 16, 32, 80
+
+
+def _sysctl(emu) -> dict:
+    return emu.state.setdefault("sysctl", {})
+
+
+def _walk(emu, table: int, path: str, out: list) -> int:
+    """Collect (path, entry) for every leaf of ``table`` under ``path``; 0 or -EINVAL."""
+    e = table
+    while emu.read_u(e + CT_PROCNAME, 8):
+        name = _s(emu, emu.read_u(e + CT_PROCNAME, 8))
+        child = emu.read_u(e + CT_CHILD, 8)
+        mode = emu.read_u(e + CT_MODE, 2)
+        if child:
+            err = _walk(emu, child, f"{path}/{name}" if path else name, out)
+            if err:
+                return err
+        else:
+            err = None
+            if not emu.read_u(e + CT_HANDLER, 8):
+                err = "No proc_handler"
+            elif mode & 0o777 != mode:
+                err = f"bogus .mode 0{mode:o}"
+            if err:
+                emu.printk(3, f"sysctl table check failed: {path}/{name} {err}\n")
+                return -EINVAL
+            out.append((f"{path}/{name}" if path else name, e))
+        e += CT_SIZE
+    return 0
+
+
+def _register(emu, path: str, table: int) -> int:
+    leaves: list = []
+    if _walk(emu, table, path.strip("/"), leaves):
+        return 0
+    taken = {p for h in _sysctl(emu).values() for p in h}
+    seen: set = set()
+    for p, _e in leaves:
+        if p in taken or p in seen:
+            emu.printk(3, f"sysctl duplicate entry: /{p}\n")
+            return 0
+        seen.add(p)
+    hdr = kmalloc_flags(emu, HDR_SIZE, GFP_ZERO_KERNEL)
+    emu.write_u(hdr + HDR_TABLE, 8, table)
+    emu.write_u(hdr + HDR_COUNT, 4, 1)
+    emu.write_u(hdr + HDR_NREG, 4, 1)
+    emu.write_u(hdr + HDR_ARG, 8, table)
+    _sysctl(emu)[str(hdr)] = [p for p, _e in leaves]
+    emu.note(", ".join(f"/proc/sys/{p}" for p, _e in leaves[:4]) +
+             (" …" if len(leaves) > 4 else ""))
+    return hdr
+
+
+@model("register_sysctl")
+def register_sysctl(emu, path, table):
+    return _register(emu, _s(emu, path), table)
+
+
+@model("register_sysctl_table")
+def register_sysctl_table(emu, table):
+    return _register(emu, "", table)
+
+
+@model("register_sysctl_paths")
+def register_sysctl_paths(emu, ctl_path, table):
+    parts = []
+    while emu.read_u(ctl_path, 8):
+        parts.append(_s(emu, emu.read_u(ctl_path, 8)))
+        ctl_path += 8
+    return _register(emu, "/".join(parts), table)
+
+
+@model("unregister_sysctl_table")
+def unregister_sysctl_table(emu, hdr):
+    if not hdr:
+        return
+    if _sysctl(emu).pop(str(hdr), None) is not None:
+        _kfree(emu, hdr)
