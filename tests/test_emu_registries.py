@@ -325,3 +325,35 @@ def test_crypto_alloc_shash_finds_registered_or_requests_module():
     assert list(state["crypto_tfms"].values()) == ["sbxh-fast"]
     with pytest.raises(Unmodelled, match="built into vmlinux"):
         Image(src, ex, {}, request_module=lambda n, w: 256)("h")
+
+
+# --- socket families ------------------------------------------------------------------------
+def test_af_alg_registers_its_family_and_proto(kernel, machine, tree):  # noqa: F811
+    """af_alg: proto_register(&alg_proto, 0) and sock_register(PF_ALG); exit undoes both."""
+    r = insmod(kernel, tree, "af_alg")
+    assert r.errno == 0, r.reason
+    st = machine.emu_state
+    assert list(st["net_families"]) == ["38"]
+    assert [p["name"] for p in st["proto"].values()] == ["ALG"]
+    assert any("NET: Registered PF_ALG protocol family" in l for l in kernel.dmesg())
+    assert kernel.delete_module("af_alg", 0).errno == 0
+    assert st["net_families"] == {} and st["proto"] == {}
+    assert any("NET: Unregistered PF_ALG protocol family" in l for l in kernel.dmesg())
+
+
+@needs_gcc
+def test_sock_register_taken_and_out_of_range():
+    src = r'''
+    struct npf { int family; void *create, *owner; };
+    int sock_register(const struct npf *); void sock_unregister(int);
+    struct npf inet = { .family = 2 }, big = { .family = 46 }, x25 = { .family = 9 };
+    int r[4];
+    void f(void) { r[0] = sock_register(&inet); r[1] = sock_register(&big);
+                   r[2] = sock_register(&x25); r[3] = sock_register(&x25); sock_unregister(9); }'''
+    state = {}
+    im = Image(src, _ex("sock_register", "sock_unregister"), state)
+    im("f")
+    assert [im.u(im.b.syms["r"] + 4 * i, 4) for i in range(4)] == \
+        [x & 0xFFFFFFFF for x in (-17, -105, 0, -17)]
+    assert "protocol 46 >= NPROTO(46)" in im.log and state["net_families"] == {}
+    assert im.log.count("NET: Registered PF_X25 protocol family") == 2

@@ -358,3 +358,52 @@ def proto_unregister(emu, prot):
         from .slab import kmem_cache_destroy
         kmem_cache_destroy(emu, slab)
         emu.write_u(prot + PR_SLAB, 8, 0)
+
+
+# --- socket families (net/socket.c) ---------------------------------------------------------------
+# sock_register(ops): struct net_proto_family {family 0, create 8, owner 16}; a family >= NPROTO
+# (AF_MAX, 46 in 6.1) → "protocol %d >= NPROTO(%d)" and -ENOBUFS; a taken slot of net_families
+# → -EEXIST; either way (registered or not) "NET: Registered PF_x protocol family" is logged,
+# as the kernel does.  Families built into Debian's vmlinux hold their slots from boot
+# (CONFIG_UNIX, INET, IPV6, PACKET, XDP_SOCKETS =y, and netlink); the module-registered ones are
+# ``emu.state["net_families"]`` (family → ops).  sock_unregister clears the slot and logs
+# "NET: Unregistered PF_x protocol family" (a family out of range is the kernel's BUG_ON).
+PF_NAMES = ("PF_UNSPEC PF_UNIX PF_INET PF_AX25 PF_IPX PF_APPLETALK PF_NETROM PF_BRIDGE "
+            "PF_ATMPVC PF_X25 PF_INET6 PF_ROSE PF_DECnet PF_NETBEUI PF_SECURITY PF_KEY "
+            "PF_NETLINK PF_PACKET PF_ASH PF_ECONET PF_ATMSVC PF_RDS PF_SNA PF_IRDA PF_PPPOX "
+            "PF_WANPIPE PF_LLC PF_IB PF_MPLS PF_CAN PF_TIPC PF_BLUETOOTH PF_IUCV PF_RXRPC "
+            "PF_ISDN PF_PHONET PF_IEEE802154 PF_CAIF PF_ALG PF_NFC PF_VSOCK PF_KCM PF_QIPCRTR "
+            "PF_SMC PF_XDP PF_MCTP").split()
+NPROTO = len(PF_NAMES)
+BUILTIN_FAMILIES = {1, 2, 10, 16, 17, 44}       # unix, inet, inet6, netlink, packet, xdp
+
+
+def _families(emu) -> dict:
+    return emu.state.setdefault("net_families", {})
+
+
+@model("sock_register")
+def sock_register(emu, ops):
+    family = emu.read_s(ops, 4)
+    if family >= NPROTO:
+        emu.printk(2, f"protocol {family} >= NPROTO({NPROTO})\n")
+        return -ENOBUFS
+    if family in BUILTIN_FAMILIES or str(family) in _families(emu):
+        err = -EEXIST
+    else:
+        _families(emu)[str(family)] = ops
+        err = 0
+    emu.printk(6, f"NET: Registered {PF_NAMES[family]} protocol family\n")
+    emu.note(PF_NAMES[family])
+    return err
+
+
+@model("sock_unregister")
+def sock_unregister(emu, family):
+    family &= 0xFFFFFFFF
+    family = family - (1 << 32) if family & 0x80000000 else family
+    if not 0 <= family < NPROTO:
+        raise emu.oops([f"kernel BUG at net/socket.c (sock_unregister({family}))",
+                        "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI"])
+    _families(emu).pop(str(family), None)
+    emu.printk(6, f"NET: Unregistered {PF_NAMES[family]} protocol family\n")
