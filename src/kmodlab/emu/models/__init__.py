@@ -7,11 +7,12 @@ thunks, ftrace, static calls, stack protector), sched.py (current, preemption, m
 time.py (jiffies, delays, ktime), page.py (page_offset_base …), crypto.py (crypto/algapi,
 shash, templates), driver.py (drivers/base, PCI, platform, misc, char_dev), fs.py
 (filesystems, NLS, debugfs), locking.py (mutexes, spinlocks, wait queues, RCU), timer.py
-(kernel/time/timer.c), workqueue.py (kernel/workqueue.c), net.py (rtnetlink, ethtool),
-leds.py (LED triggers, list debugging), notifier.py (notifier chains),
-input.py (input handlers, ACPI bus types), mempool.py (mm/mempool.c),
-kobject.py (lib/kobject.c: kernel_kobj, fs_kobj), proc.py (fs/proc: procfs entries, sysctl), crc.py (lib/crc32.c), kmod.py (kernel/kmod.c:
-request_module).
+(kernel/time/timer.c), workqueue.py (kernel/workqueue.c), net.py (rtnetlink, ethtool,
+pernet operations, netdevice notifiers, struct proto, socket families), leds.py (LED
+triggers, list debugging), notifier.py (notifier chains), input.py (input handlers, ACPI bus
+types), mempool.py (mm/mempool.c), kobject.py (lib/kobject.c: kernel_kobj, fs_kobj, ksets),
+proc.py (fs/proc: procfs entries, sysctl tables), crc.py (lib/crc32.c), kmod.py
+(kernel/kmod.c: request_module).
 """
 from . import (crc, crypto, driver, fs, input, kmod, kobject, leds, locking,  # noqa: F401
                mempool, net, notifier, page, printk, proc, sched, slab, string, thunks,

@@ -1,4 +1,8 @@
-"""Networking registries (net/core/rtnetlink.c, net/ethtool/common.c).
+"""Networking registries (net/core/rtnetlink.c, net/ethtool/common.c, net/core/
+net_namespace.c, net/core/dev.c, net/core/sock.c, net/socket.c).
+
+**The sandbox machine has no network devices, not even ``lo``** (see the netdevice notifier
+section below): registering a netdevice notifier replays nothing.
 
 - ``rtnl_link_register``: the kernel WARNs and returns -EINVAL when ``maxtype`` or
   ``slave_maxtype`` exceed RTNL_MAX_TYPE/RTNL_SLAVE_MAX_TYPE (its stack buffers' sizes),

@@ -9,8 +9,9 @@ slashes is looked up component by component from the parent (xlate_proc_name: a 
 directory → NULL, no message).  A name already present in that directory → the kernel's
 WARN "proc_dir_entry '<dir>/<name>' already registered" (<dir> the parent's own name,
 "/proc" for /proc) and NULL.  A NULL parent is /proc
-itself, whose ``struct proc_dir_entry proc_root`` is not exported: new top entries' ``parent``
-holds 0 (the kernel's address is unknown).  The built-in top directories (fs, driver, tty, bus,
+itself, whose ``struct proc_dir_entry proc_root`` is not exported: an entry whose directory is
+/proc or one of its built-in directories (/proc/fs …) has ``parent`` 0 (the kernel's address
+of that directory is unknown).  The built-in top directories (fs, driver, tty, bus,
 sys, sysvipc, irq, scsi, acpi …) are known; their built-in children are not listed, and none of
 them shares a name with what a Debian module creates.  ``remove_proc_entry(name, parent)``
 removes one entry (missing: the kernel's WARN "name '<name>'";
@@ -23,10 +24,11 @@ inline_name 172 (SIZEOF_PDE 176 rounded up to the kmalloc size 192: 20 inline by
 
 sysctl: ``register_sysctl(path, table)``, ``register_sysctl_table(table)`` (6.1 still takes
 ``child`` tables: each directory entry's children are registered under it) and
-``register_sysctl_paths`` check every entry as sysctl_check_table does (no procname, or a leaf
-with no ``proc_handler`` → "sysctl table check failed: <path>/<name> No proc_handler" and
--EINVAL; mode bits outside 0777 → "bogus .mode"), refuse an entry that exists ("sysctl
-duplicate entry: /<path>/<name>", -EEXIST) and return a heap ``struct ctl_table_header``
+``register_sysctl_paths`` check every entry as sysctl_check_table does (a ``child`` given to
+register_sysctl: "Not a file"; a leaf with no ``proc_handler`` → "sysctl table check failed:
+<path>/<name> No proc_handler" and -EINVAL; mode bits outside S_IRUGO|S_IWUGO (0666) → "bogus
+.mode 0%o"), refuse an entry that exists ("sysctl duplicate entry: /<path>/<name>", -EEXIST)
+and return a heap ``struct ctl_table_header``
 (ctl_table 0, used 8, count 12, nreg 16, ctl_table_arg 32; 80 bytes) — NULL on any error.
 Entries live in ``emu.state["sysctl"]`` (header → its /proc/sys paths);
 ``unregister_sysctl_table`` (NULL allowed) removes them.  The kernel's own entries
@@ -238,34 +240,37 @@ def _sysctl(emu) -> dict:
     return emu.state.setdefault("sysctl", {})
 
 
-def _walk(emu, table: int, path: str, out: list) -> int:
-    """Collect (path, entry) for every leaf of ``table`` under ``path``; 0 or -EINVAL."""
-    e = table
+def _walk(emu, table: int, path: str, out: list, children: bool) -> int:
+    """Collect (path, entry) for every leaf of ``table`` under ``path``; 0 or -EINVAL.  With
+    ``children`` (register_sysctl_table/_paths) a directory entry's ``child`` table is
+    registered under it; otherwise (register_sysctl) sysctl_check_table says "Not a file".
+    Every entry is checked and every failure printed, as sysctl_check_table does."""
+    e, bad = table, 0
     while emu.read_u(e + CT_PROCNAME, 8):
         name = _s(emu, emu.read_u(e + CT_PROCNAME, 8))
         child = emu.read_u(e + CT_CHILD, 8)
         mode = emu.read_u(e + CT_MODE, 2)
-        if child:
-            err = _walk(emu, child, f"{path}/{name}" if path else name, out)
-            if err:
-                return err
+        if child and children:
+            bad |= _walk(emu, child, f"{path}/{name}" if path else name, out, True)
         else:
-            err = None
+            errs = []
+            if child:
+                errs.append("Not a file")
             if not emu.read_u(e + CT_HANDLER, 8):
-                err = "No proc_handler"
-            elif mode & 0o777 != mode:
-                err = f"bogus .mode 0{mode:o}"
-            if err:
+                errs.append("No proc_handler")
+            if mode & 0o666 != mode:                   # S_IRUGO | S_IWUGO
+                errs.append(f"bogus .mode 0{mode:o}")
+            for err in errs:
                 emu.printk(3, f"sysctl table check failed: {path}/{name} {err}\n")
-                return -EINVAL
+            bad |= bool(errs)
             out.append((f"{path}/{name}" if path else name, e))
         e += CT_SIZE
-    return 0
+    return -EINVAL if bad else 0
 
 
-def _register(emu, path: str, table: int) -> int:
+def _register(emu, path: str, table: int, children: bool) -> int:
     leaves: list = []
-    if _walk(emu, table, path.strip("/"), leaves):
+    if _walk(emu, table, path.strip("/"), leaves, children):
         return 0
     taken = {p for h in _sysctl(emu).values() for p in h}
     seen: set = set()
@@ -287,12 +292,12 @@ def _register(emu, path: str, table: int) -> int:
 
 @model("register_sysctl")
 def register_sysctl(emu, path, table):
-    return _register(emu, _s(emu, path), table)
+    return _register(emu, _s(emu, path), table, False)
 
 
 @model("register_sysctl_table")
 def register_sysctl_table(emu, table):
-    return _register(emu, "", table)
+    return _register(emu, "", table, True)
 
 
 @model("register_sysctl_paths")
@@ -301,7 +306,7 @@ def register_sysctl_paths(emu, ctl_path, table):
     while emu.read_u(ctl_path, 8):
         parts.append(_s(emu, emu.read_u(ctl_path, 8)))
         ctl_path += 8
-    return _register(emu, "/".join(parts), table)
+    return _register(emu, "/".join(parts), table, True)
 
 
 @model("unregister_sysctl_table")
