@@ -357,3 +357,30 @@ def test_sock_register_taken_and_out_of_range():
         [x & 0xFFFFFFFF for x in (-17, -105, 0, -17)]
     assert "protocol 46 >= NPROTO(46)" in im.log and state["net_families"] == {}
     assert im.log.count("NET: Registered PF_X25 protocol family") == 2
+
+
+# --- shrinkers --------------------------------------------------------------------------------
+@needs_gcc
+def test_shrinker_registered_never_called_and_unregistered():
+    src = r'''
+    struct shrinker { long (*count)(void *, void *); long (*scan)(void *, void *); long batch;
+                      int seeks; unsigned int flags; void *list[2]; int id; long *nr_deferred; };
+    int register_shrinker(struct shrinker *, const char *, ...);
+    void unregister_shrinker(struct shrinker *);
+    static long cnt(void *a, void *b) { return 0; }
+    struct shrinker s = { .count = cnt, .scan = cnt, .seeks = 2, .flags = 2 },
+                    m = { .count = cnt, .scan = cnt, .flags = 4 };
+    long f(void) { return register_shrinker(&s, "sbx-%s", "x"); }
+    void g(void) { unregister_shrinker(&s); unregister_shrinker(&s); }
+    long h(void) { return register_shrinker(&m, "sbx"); }'''
+    state = {}
+    im = Image(src, _ex("register_shrinker", "unregister_shrinker"), state)
+    assert im("f") == 0
+    s = im.b.syms["s"]
+    assert im.u(s, 4, 28) == 3 and im.u(s, 8, 56) in im.b.heap.allocs
+    assert list(state["shrinkers"]) == [str(s)]
+    nr = im.u(s, 8, 56)
+    im("g")
+    assert state["shrinkers"] == {} and im.u(s, 4, 28) == 2 and nr not in im.b.heap.allocs
+    with pytest.raises(Unmodelled, match="memcg"):
+        im("h")
