@@ -384,3 +384,38 @@ def test_shrinker_registered_never_called_and_unregistered():
     assert state["shrinkers"] == {} and im.u(s, 4, 28) == 2 and nr not in im.b.heap.allocs
     with pytest.raises(Unmodelled, match="memcg"):
         im("h")
+
+
+# --- packet handlers, rw semaphores -----------------------------------------------------------
+@needs_gcc
+def test_dev_add_pack_and_init_rwsem():
+    src = r'''
+    struct packet_type { unsigned short type; _Bool ign; void *dev; void *func, *lf, *idm, *net,
+                         *priv; void *list[2]; };
+    struct rw_semaphore { long count, owner; int osq, wait_lock; void *wait_list[2]; };
+    void dev_add_pack(struct packet_type *); void dev_remove_pack(struct packet_type *);
+    void __init_rwsem(struct rw_semaphore *, const char *, void *);
+    void down_write(struct rw_semaphore *); void up_write(struct rw_semaphore *);
+    static int rcv(void) { return 0; }
+    struct packet_type pt = { .type = 0xCA00, .func = rcv };       /* htons(ETH_P_AX25 0xca) */
+    struct rw_semaphore sem = { .count = 99, .owner = 5 };
+    void f(void) { dev_add_pack(&pt); __init_rwsem(&sem, "sem", 0); down_write(&sem);
+                   up_write(&sem); }
+    void g(void) { dev_remove_pack(&pt); dev_remove_pack(&pt); }'''
+    state = {}
+    im = Image(src, _ex("dev_add_pack", "dev_remove_pack", "__init_rwsem", "down_write",
+                        "up_write"), state)
+    im("f")
+    assert [p["type"] for p in state["ptype"].values()] == [0xCA]
+    sem = im.b.syms["sem"]
+    assert im.u(sem, 8) == 0 and im.u(sem, 8, 24) == sem + 24 == im.u(sem, 8, 32)
+    im("g")
+    assert state["ptype"] == {} and any("not found" in t for t in im.log)
+
+
+def test_hdlc_registers_its_packet_handler(kernel, machine, tree):  # noqa: F811
+    r = insmod(kernel, tree, "hdlc")
+    assert r.errno == 0, r.reason
+    assert [p["type"] for p in machine.emu_state["ptype"].values()] == [0x19]  # ETH_P_HDLC
+    assert kernel.delete_module("hdlc", 0).errno == 0
+    assert machine.emu_state["ptype"] == {}

@@ -89,6 +89,17 @@ def mutex_is_locked(emu, lock):
 RWSEM_WRITER_LOCKED, RWSEM_READER_BIAS = 1, 1 << 8
 
 
+@model("__init_rwsem")
+def __init_rwsem(emu, sem, name, key):
+    """kernel/locking/rwsem.c (no lockdep, no DEBUG_RWSEMS on Debian): count
+    RWSEM_UNLOCKED_VALUE 0, owner 0, osq unlocked, wait_lock unlocked, empty wait_list
+    (Debian 6.1 amd64 BTF: count 0, owner 8, osq 16, wait_lock 20, wait_list 24; 40 bytes)."""
+    emu.write_u(sem, 8, 0)
+    emu.write_u(sem + 8, 8, 0)
+    emu.write_u(sem + 16, 8, 0)
+    init_list_head(emu, sem + 24)
+
+
 @model("down_write", "down_write_killable")
 def down_write(emu, sem):
     if emu.read_u(sem, 8):

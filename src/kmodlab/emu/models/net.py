@@ -411,3 +411,41 @@ def sock_unregister(emu, family):
                         "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI"])
     _families(emu).pop(str(family), None)
     emu.printk(6, f"NET: Unregistered {PF_NAMES[family]} protocol family\n")
+
+
+# --- packet handlers (net/core/dev.c) -------------------------------------------------------------
+# dev_add_pack(pt): struct packet_type (Debian 6.1 amd64 BTF, 72 bytes) type 0 (__be16),
+# ignore_outgoing 2, dev 8, func 16, list_func 24, id_match 32, af_packet_net 40,
+# af_packet_priv 48, list 56.  ETH_P_ALL handlers go on ptype_all, the others on
+# ptype_base[ntohs(type) & 15] (or the device's lists when ``dev`` is set); the heads are the
+# kernel's statics (addresses not in the profile), so the ``list`` link is not written and
+# ``emu.state["ptype"]`` (address → {type, dev, func}) is the registry.  No packet ever arrives
+# on a machine without network devices, so ``func`` is never called.  Adding a listed handler
+# again is a list_add of a listed node (CONFIG_DEBUG_LIST + BUG_ON_DATA_CORRUPTION: a BUG) —
+# the sandbox stops as Unmodelled; __dev_remove_pack of an unlisted handler logs the kernel's
+# "dev_remove_pack: %p not found".  dev_remove_pack = __dev_remove_pack + synchronize_net.
+PT_TYPE, PT_DEV, PT_FUNC = 0, 8, 16
+
+
+def _ptypes(emu) -> dict:
+    return emu.state.setdefault("ptype", {})
+
+
+@model("dev_add_pack")
+def dev_add_pack(emu, pt):
+    if str(pt) in _ptypes(emu):
+        from ..errors import Unmodelled
+        raise Unmodelled("dev_add_pack (packet_type already listed: list_add of a listed node)",
+                         what=emu.what)
+    t = emu.read_u(pt + PT_TYPE, 2)
+    t = ((t & 0xFF) << 8) | (t >> 8)                    # ntohs
+    _ptypes(emu)[str(pt)] = {"type": t, "dev": emu.read_u(pt + PT_DEV, 8),
+                             "func": emu.read_u(pt + PT_FUNC, 8)}
+    emu.note(f"type {t:#06x} → {emu.symbol(emu.read_u(pt + PT_FUNC, 8))}")
+
+
+@model("__dev_remove_pack", "dev_remove_pack")
+def dev_remove_pack(emu, pt):
+    if _ptypes(emu).pop(str(pt), None) is None:
+        from .vsprintf import vsprintf
+        emu.printk(4, vsprintf(emu, b"dev_remove_pack: %p not found\n", iter([pt])))
