@@ -397,7 +397,7 @@ def test_dev_add_pack_and_init_rwsem():
     void __init_rwsem(struct rw_semaphore *, const char *, void *);
     void down_write(struct rw_semaphore *); void up_write(struct rw_semaphore *);
     static int rcv(void) { return 0; }
-    struct packet_type pt = { .type = 0xCA00, .func = rcv };       /* htons(ETH_P_AX25 0xca) */
+    struct packet_type pt = { .type = 0xCA00, .func = rcv };       /* htons(0xca) */
     struct rw_semaphore sem = { .count = 99, .owner = 5 };
     void f(void) { dev_add_pack(&pt); __init_rwsem(&sem, "sem", 0); down_write(&sem);
                    up_write(&sem); }
@@ -419,3 +419,46 @@ def test_hdlc_registers_its_packet_handler(kernel, machine, tree):  # noqa: F811
     assert [p["type"] for p in machine.emu_state["ptype"].values()] == [0x19]  # ETH_P_HDLC
     assert kernel.delete_module("hdlc", 0).errno == 0
     assert machine.emu_state["ptype"] == {}
+
+
+# --- init_net fields: gen (net_generic) and proc_net ------------------------------------------
+@needs_gcc
+def test_pernet_size_hangs_data_off_init_net_gen():
+    """ops_init: a zeroed block of ops->size at init_net.gen->ptr[id] before ops->init runs
+    (net_generic() is an inline the module reads itself); unregister frees it."""
+    src = r'''
+    struct pernet_operations { void *list[2]; int (*init)(void *); void (*pre_exit)(void *);
+        void (*exit)(void *); void *exit_batch, *exit_batch_rtnl; unsigned int *id;
+        unsigned long size; };
+    struct net_generic { void *ptr[1]; };
+    int register_pernet_device(struct pernet_operations *);
+    void unregister_pernet_device(struct pernet_operations *);
+    extern char init_net[];
+    unsigned int myid; long *seen;
+    static int pinit(void *net) {
+        struct net_generic *g = *(struct net_generic **)((char *)net + 3144);
+        seen = g->ptr[myid]; seen[1] = 42; return 0; }
+    struct pernet_operations ops = { .init = pinit, .id = &myid, .size = 96 };
+    int f(void) { return register_pernet_device(&ops); }
+    void g(void) { unregister_pernet_device(&ops); }'''
+    state = {}
+    im = Image(src, _ex("register_pernet_device", "unregister_pernet_device", "init_net"),
+               state)
+    assert im("f") == 0
+    blk = im.u("seen")
+    assert blk in im.b.heap.allocs and im.u(blk, 8, 8) == 42
+    assert im.u(state["net_generic"], 8, 8 * im.u("myid", 4)) == blk
+    im("g")
+    assert state["pernet"] == [] and blk not in im.b.heap.allocs
+
+
+def test_ax25_proc_net_entries_family_and_packet_handler(kernel, machine, tree):  # noqa: F811
+    r = insmod(kernel, tree, "ax25")
+    assert r.errno == 0, r.reason
+    st = machine.emu_state
+    assert {"net/ax25", "net/ax25_route", "net/ax25_calls"} <= set(st["procfs"])
+    assert list(st["net_families"]) == ["3"]                            # PF_AX25
+    assert [p["type"] for p in st["ptype"].values()] == [0x0002]        # ETH_P_AX25
+    assert kernel.delete_module("ax25", 0).errno == 0
+    assert st["procfs"] == {} and st["net_families"] == {} and st["ptype"] == {}
+    assert st["notifiers"]["netdev"] == []

@@ -207,17 +207,18 @@ class Emulator:
         data_pages: set[int] = set()
         pending: list[tuple[int, DataModel, str]] = []
         for name, dm in DATA.items():
-            e = self.exports.get(name)
+            e = self.exports.get(dm.export or name)
             if e is None:
                 continue
             if getattr(e, "kind", "") == "percpu":
                 self._pcpu_allowed.append((e.addr, e.addr + dm.size, name))
                 pending.append((PERCPU_BASE + e.addr, dm, name))
             else:
-                for p in range(e.addr & ~(PAGE_SIZE - 1), page_align(e.addr + dm.size), PAGE_SIZE):
+                a = e.addr + dm.offset
+                for p in range(a & ~(PAGE_SIZE - 1), page_align(a + dm.size), PAGE_SIZE):
                     data_pages.add(p)
-                self._data_ranges.append((e.addr, e.addr + dm.size, name))
-                pending.append((e.addr, dm, name))
+                self._data_ranges.append((a, a + dm.size, name))
+                pending.append((a, dm, name))
         for p in sorted(data_pages):
             self._map(p, p + PAGE_SIZE)
         for addr, dm, name in pending:

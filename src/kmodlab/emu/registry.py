@@ -10,6 +10,8 @@ name(s) it stands for, and models are grouped in ``models/<subsystem>.py``.  Thr
   (``__x86_indirect_thunk_*``) set rip/rsp themselves and receive only ``emu``.
 - :func:`data` — a kernel data export: ``def f(emu) -> bytes`` gives its contents; only these
   bytes may be read or written, anything else on the page is an :class:`Unmodelled` access.
+- :func:`data_field` — one field of a kernel data export (e.g. ``init_net.gen``), same
+  contract for just those bytes.
 - :func:`percpu` — a per-CPU export (a small offset from the GS base), same contract.
 
 There is no fallback: a name without a model is an error when the module reaches it.
@@ -36,6 +38,8 @@ class DataModel:
     size: int
     fn: Callable            # (emu) -> bytes of at most ``size``
     percpu: bool = False
+    export: str = ""        # a field of this export (``data_field``), else the export ``name``
+    offset: int = 0         # the field's offset in it
 
 
 FUNCTIONS: dict[str, Model] = {}
@@ -60,6 +64,16 @@ def data(name: str, size: int):
     """Register the contents of a kernel data export of ``size`` bytes."""
     def deco(fn):
         DATA[name] = DataModel(name, size, fn, False)
+        return fn
+    return deco
+
+
+def data_field(export: str, offset: int, size: int):
+    """Register one field of a kernel data export (``size`` bytes at ``offset``): only those
+    bytes become readable, the rest of the object stays unmodelled."""
+    def deco(fn):
+        name = f"{export}+{offset:#x}"
+        DATA[name] = DataModel(name, size, fn, False, export, offset)
         return fn
     return deco
 

@@ -24,7 +24,7 @@ get_num_rx_queues 136, slave_maxtype 144.
 from __future__ import annotations
 
 from ..errors import BudgetExceeded
-from ..registry import data, model
+from ..registry import data, data_field, model
 
 EINVAL, EEXIST = 22, 17
 OPS_KIND, OPS_ALLOC, OPS_SETUP, OPS_MAXTYPE, OPS_DELLINK, OPS_SLAVE_MAXTYPE = \
@@ -121,34 +121,76 @@ def _pernet(emu) -> list:
     return emu.state.setdefault("pernet", [])
 
 
+# init_net.gen (struct net, Debian 6.1 amd64 BTF: gen at 3144) points at a struct net_generic
+# {s.len 0, s.rcu 8; ptr[] 0}: net_generic(net, id) — an inline in module code — reads
+# gen->ptr[id].  The boot kernel's array (its len, the built-in subsystems' pointers) is not
+# known; the sandbox's array holds the module-registered ids' pointers only (the other slots
+# read 0 and no module reads them).  It starts as an empty array in the emulator's private
+# memory; the first per-namespace allocation moves it to the heap, as net_assign_generic
+# reallocates the kernel's, and ``emu.state["net_generic"]`` keeps its address.
+NET_GEN = 3144
+NET_GENERIC_PTR0 = 0
+
+
+@data_field("init_net", NET_GEN, 8)
+def init_net_gen(emu) -> bytes:
+    gen = emu.state.get("net_generic")
+    if gen is None:
+        gen = emu.priv_alloc(8 * MIN_PERNET_OPS_ID, 8)
+    return gen.to_bytes(8, "little")
+
+
+def _net_assign_generic(emu, ident: int, data: int) -> None:
+    net = emu.export_addr("init_net")
+    old = emu.read_u(net + NET_GEN, 8)
+    n = max([ident + 1, MIN_PERNET_OPS_ID] +
+            [p["id"] + 1 for p in _pernet(emu) if p.get("id") is not None])
+    gen = emu.state.get("net_generic")
+    have = emu.state.get("net_generic_len", 0)
+    if gen is None or n > have:
+        new = emu.kmalloc(8 * n, zero=True)
+        emu.write(new, emu.read(old, 8 * (have or MIN_PERNET_OPS_ID)))
+        emu.write_u(new, 4, n)                             # s.len
+        if gen is not None:
+            emu.kfree(gen)
+        emu.state["net_generic"], emu.state["net_generic_len"] = new, n
+        emu.write_u(net + NET_GEN, 8, new)
+        gen = new
+    emu.write_u(gen + 8 * ident, 8, data)
+
+
 def _register_pernet(emu, ops: int, kind: str) -> int:
     """The sandbox has one namespace, init_net.  An ``id`` is allocated from net_generic_ids
     (the first free one from MIN_PERNET_OPS_ID; the kernel's own users hold lower ones at boot
-    — which ids exactly is not known, so the value is the sandbox's); ``ops->init(&init_net)``
-    runs as a callback into the module (its accesses to init_net's fields are unmodelled data
-    and say so).  Per-namespace data (``size``) would be hung off ``init_net.gen``, whose
-    layout is not modelled: that is Unmodelled."""
+    — which ids exactly is not known, so the value is the sandbox's); with a ``size`` a zeroed
+    block is hung off ``init_net.gen`` at that id (ops_init); ``ops->init(&init_net)`` runs as
+    a callback into the module (its accesses to init_net's fields are unmodelled data and say
+    so, except the modelled ``gen`` and ``proc_net``); an init error frees the block."""
     idp, size = emu.read_u(ops + PN_ID, 8), emu.read_u(ops + PN_SIZE, 8)
     if any(p["ops"] == ops for p in _pernet(emu)):
         return -EEXIST
-    if idp and size:
-        from ..errors import Unmodelled
-        raise Unmodelled(f"register_pernet_{kind} (net_generic data of {size} bytes for "
-                         "init_net)", what=emu.what)
     ident = None
     if idp:
         used = {p["id"] for p in _pernet(emu) if p.get("id") is not None}
         ident = next(i for i in range(MIN_PERNET_OPS_ID, 1 << 16) if i not in used)
         emu.write_u(idp, 4, ident)
+    net = emu.export_addr("init_net")
+    block = 0
+    if idp and size:
+        block = emu.kmalloc(size, zero=True)
+        _net_assign_generic(emu, ident, block)
     init = emu.read_u(ops + PN_INIT, 8)
     if init:
-        net = emu.export_addr("init_net")
         err = emu.call_module(init, (net,)) & 0xFFFFFFFF
         err = err - (1 << 32) if err & 0x80000000 else err
         if err:
+            if block:
+                emu.kfree(block)
+                _net_assign_generic(emu, ident, 0)
             return err
-    _pernet(emu).append({"ops": ops, "kind": kind, "id": ident})
-    emu.note(f"{kind}: {emu.symbol(init) if init else 'no init'}")
+    _pernet(emu).append({"ops": ops, "kind": kind, "id": ident, "data": block})
+    emu.note(f"{kind}: {emu.symbol(init) if init else 'no init'}"
+             + (f", {size} bytes at id {ident}" if block else ""))
     return 0
 
 
@@ -165,6 +207,9 @@ def _unregister_pernet(emu, ops: int) -> None:
         from ..errors import Unmodelled
         raise Unmodelled("unregister_pernet_operations (exit_batch over the list of dying "
                          "namespaces)", what=emu.what)
+    if entries[0].get("data"):                          # ops_free
+        emu.kfree(entries[0]["data"])
+        _net_assign_generic(emu, entries[0]["id"], 0)
     _pernet(emu).remove(entries[0])
 
 

@@ -38,7 +38,7 @@ proc_handler 32, poll 40, extra1 48, extra2 56.  ``struct ctl_path``: procname 0
 """
 from __future__ import annotations
 
-from ..registry import model
+from ..registry import data_field, model
 from .slab import _kfree, kmalloc_flags
 
 EINVAL, EEXIST = 22, 17
@@ -60,9 +60,30 @@ def _procfs(emu) -> dict:
     return emu.state.setdefault("procfs", {})
 
 
+@data_field("init_net", 168, 8)
+def init_net_proc_net(emu) -> bytes:
+    """init_net.proc_net (struct net, Debian 6.1 amd64 BTF: proc_net at 168): the /proc/net
+    directory of the initial namespace, a proc_dir_entry of the emulator's (name "net",
+    S_IFDIR|0555, nlink 2; its parent, proc_root, is not exported: 0).  Entries modules create
+    in it are listed under "net/" like any other."""
+    pde = emu.__dict__.get("_proc_net")
+    if pde is None:
+        pde = emu.priv_alloc(SIZEOF_PDE + PDE_INLINE_SPACE, 8)
+        emu.write(pde + PDE_INLINE, b"net\0")
+        emu.write_u(pde + PDE_NAME, 8, pde + PDE_INLINE)
+        emu.write_u(pde + PDE_NAMELEN, 1, 3)
+        emu.write_u(pde + PDE_MODE, 2, S_IFDIR | 0o555)
+        emu.write_u(pde + PDE_NLINK, 4, 2)
+        emu.write_u(pde + PDE_REFCNT, 4, 1)
+        emu._proc_net = pde
+    return pde.to_bytes(8, "little")
+
+
 def _dir_path(emu, parent: int) -> str | None:
     if not parent:
         return ""
+    if parent == emu.__dict__.get("_proc_net"):
+        return "net"
     for path, e in _procfs(emu).items():
         if e["pde"] == parent:
             return path
@@ -110,7 +131,8 @@ def _create(emu, name: int, mode: int, parent: int, nlink: int, kind: str) -> tu
     emu.write_u(pde + PDE_MODE, 2, mode)
     emu.write_u(pde + PDE_NLINK, 4, nlink)
     emu.write_u(pde + PDE_REFCNT, 4, 1)
-    emu.write_u(pde + PDE_PARENT, 8, _procfs(emu)[base]["pde"] if base in _procfs(emu) else 0)
+    emu.write_u(pde + PDE_PARENT, 8, parent if not dirs else
+                _procfs(emu)[base]["pde"] if base in _procfs(emu) else 0)
     _procfs(emu)[path] = {"pde": pde, "mode": mode, "kind": kind, "inline": inline}
     emu.note(f"/proc/{path}")
     return pde, path
