@@ -462,3 +462,19 @@ def test_ax25_proc_net_entries_family_and_packet_handler(kernel, machine, tree):
     assert kernel.delete_module("ax25", 0).errno == 0
     assert st["procfs"] == {} and st["net_families"] == {} and st["ptype"] == {}
     assert st["notifiers"]["netdev"] == []
+
+
+def test_ocfs2_stackglue_kset_and_attribute_group(kernel, machine, tree):  # noqa: F811
+    """kset_create_and_add("ocfs2", NULL, fs_kobj) and sysfs_create_group on it: /sys/fs/ocfs2
+    with the group's files; exit removes them and the fs_kobj reference is given back."""
+    r = insmod(kernel, tree, "ocfs2_stackglue")
+    assert r.errno == 0, r.reason
+    st = machine.emu_state
+    assert st["sysfs_dirs"]["/fs/ocfs2"]["kind"] == "kset"
+    files = sorted(st["sysfs_files"])
+    assert files and all(f.startswith("/fs/ocfs2/") for f in files)
+    assert "/fs/ocfs2/cluster_stack" in files
+    assert st["sysfs_root_kref"]["fs"] == 2
+    assert kernel.delete_module("ocfs2_stackglue", 0).errno == 0
+    assert st["sysfs_dirs"] == {} and st["sysfs_files"] == {}
+    assert st["sysfs_root_kref"]["fs"] == 1

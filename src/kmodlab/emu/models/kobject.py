@@ -135,6 +135,11 @@ def _release(emu, kobj: int) -> None:
         if d["kobj"] == kobj:
             del _dirs(emu)[path]
             kind = d["kind"]
+            for sub in [p for p in _dirs(emu) if p.startswith(path + "/")]:
+                if _dirs(emu)[sub]["kind"] == "group":          # sysfs_remove_dir: recursive
+                    del _dirs(emu)[sub]
+            for f in [f for f in emu.state.get("sysfs_files", {}) if f.startswith(path + "/")]:
+                del emu.state["sysfs_files"][f]
             break
     else:
         raise Unmodelled("kobject_put (last reference of a kobject not created by "
@@ -228,3 +233,82 @@ def sysfs_remove_mount_point(emu, parent, name):
     ppath = _path_of(emu, parent)
     if ppath is not None:
         _dirs(emu).pop(f"{ppath}/{emu.cstr(name, 256).decode('latin-1')}", None)
+
+
+# --- attribute groups (fs/sysfs/group.c) --------------------------------------------------------
+# sysfs_create_group(kobj, grp): struct attribute_group (Debian 6.1 amd64) name 0, is_visible 8,
+# is_bin_visible 16, attrs 24, bin_attrs 32; struct attribute name 0, mode 8; struct
+# bin_attribute {attr 0, …}.  A kobject that is not in sysfs → WARN and -EINVAL; a named group
+# is a subdirectory (exists → -EEXIST, sysfs's duplicate warning); each attribute's mode is
+# is_visible(kobj, attr, i) when given (a callback into the module; 0 hides the file), a mode
+# beyond SYSFS_PREALLOC|0664 warns "Attribute %s: Invalid permissions 0%o"; a file that exists
+# → the duplicate warning, the group's files made so far are removed and the error returned.
+# The files are listed in ``emu.state["sysfs_files"]`` (path → mode); sysfs_remove_group
+# removes them (and the subdirectory).
+SYSFS_PREALLOC = 0o10000
+
+
+def _files(emu) -> dict:
+    return emu.state.setdefault("sysfs_files", {})
+
+
+def _grp_dir(emu, kobj: int, grp: int) -> tuple[str | None, str]:
+    path = _path_of(emu, kobj)
+    gname = emu.read_u(grp, 8)
+    return path, (f"{path}/{emu.cstr(gname, 256).decode('latin-1')}" if gname and path
+                  is not None else path or "")
+
+
+@model("sysfs_create_group")
+def sysfs_create_group(emu, kobj, grp):
+    path, d = _grp_dir(emu, kobj, grp)
+    if path is None:
+        raise Unmodelled("sysfs_create_group (kobject is not a modelled sysfs directory)",
+                         what=emu.what)
+    if not path:
+        emu.printk(4, "WARNING: sysfs_create_group on a kobject without a directory\n")
+        return -EINVAL
+    if d != path:
+        if d in _dirs(emu) or d in _files(emu):
+            emu.printk(3, f"sysfs: cannot create duplicate filename '{d}'\n")
+            return -EEXIST
+        _dirs(emu)[d] = {"kobj": 0, "kind": "group", "parent": kobj}
+    made: list[str] = []
+    for list_off, vis_off, attr_of in ((24, 8, 0), (32, 16, 0)):
+        arr = emu.read_u(grp + list_off, 8)
+        vis = emu.read_u(grp + vis_off, 8)
+        i = 0
+        while arr and emu.read_u(arr + 8 * i, 8):
+            attr = emu.read_u(arr + 8 * i, 8) + attr_of
+            mode = emu.read_u(attr + 8, 2)
+            if vis:
+                mode = emu.call_module(vis, (kobj, attr, i)) & 0xFFFF
+            i += 1
+            if not mode:
+                continue
+            name = emu.cstr(emu.read_u(attr, 8), 256).decode("latin-1")
+            if mode & ~(SYSFS_PREALLOC | 0o664):
+                emu.printk(4, f"Attribute {name}: Invalid permissions 0{mode:o}\n")
+            f = f"{d}/{name}"
+            if f in _files(emu) or f in _dirs(emu):
+                emu.printk(3, f"sysfs: cannot create duplicate filename '{f}'\n")
+                for m in made:
+                    del _files(emu)[m]
+                if d != path:
+                    _dirs(emu).pop(d, None)
+                return -EEXIST
+            _files(emu)[f] = mode & 0o7777
+            made.append(f)
+    emu.note(f"/sys{d}: {len(made)} file(s)")
+    return 0
+
+
+@model("sysfs_remove_group")
+def sysfs_remove_group(emu, kobj, grp):
+    path, d = _grp_dir(emu, kobj, grp)
+    if not path:
+        return
+    for f in [f for f in _files(emu) if f.startswith(d + "/")]:
+        del _files(emu)[f]
+    if d != path:
+        _dirs(emu).pop(d, None)
