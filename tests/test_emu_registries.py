@@ -478,3 +478,24 @@ def test_ocfs2_stackglue_kset_and_attribute_group(kernel, machine, tree):  # noq
     assert kernel.delete_module("ocfs2_stackglue", 0).errno == 0
     assert st["sysfs_dirs"] == {} and st["sysfs_files"] == {}
     assert st["sysfs_root_kref"]["fs"] == 1
+
+
+def test_sunrpc_kobjects_in_its_kset_pernet_and_shrinker(kernel, machine, tree):  # noqa: F811
+    """sunrpc: a kset under /sys/kernel holding two of its own kobjects (kobject_init_and_add
+    with a kset and no parent), pernet data on init_net.gen, /proc/net/rpc, a shrinker.  Its
+    exit starts with rpc_sysfs_exit — the kobjects' ktype->release runs (a kfree in the
+    module), the kset goes — and then stops on ida_destroy, not modelled yet."""
+    r = insmod(kernel, tree, "sunrpc")
+    assert r.errno == 0, r.reason
+    st = machine.emu_state
+    kinds = {p: d["kind"] for p, d in st["sysfs_dirs"].items()}
+    assert kinds["/kernel/sunrpc"] == "kset"
+    assert {"/kernel/sunrpc/rpc-clients", "/kernel/sunrpc/xprt-switches"} <= set(kinds)
+    assert st["shrinkers"] and any(p["data"] for p in st["pernet"])
+    assert "net/rpc" in st["procfs"]
+    kernel.trace = True
+    r = kernel.delete_module("sunrpc", 0)
+    assert "unmodelled kernel function ida_destroy" in (r.reason or "")
+    names = [c.name for c in r.details["calls"]]
+    assert names.count("kfree") == 2 and names.count("kobject_put") == 2
+    assert st["sysfs_dirs"] == {} and st["sysfs_root_kref"]["kernel"] == 1

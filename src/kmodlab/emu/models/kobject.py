@@ -142,14 +142,28 @@ def _release(emu, kobj: int) -> None:
                 del emu.state["sysfs_files"][f]
             break
     else:
-        raise Unmodelled("kobject_put (last reference of a kobject not created by "
-                         "kobject_create_and_add/kset_create_and_add)", what=emu.what)
+        kind = "unlisted"
     parent = emu.read_u(kobj + KO_PARENT, 8)
-    emu.write_u(kobj + KO_STATE, 4, emu.read_u(kobj + KO_STATE, 4) & ~STATE_IN_SYSFS)
-    if parent:
-        kobject_put(emu, parent)
-    kfree_const(emu, emu.read_u(kobj + KO_NAME, 8))
-    _kfree(emu, kobj - (KSET_KOBJ if kind == "kset" else 0), "kfree")
+    if emu.read_u(kobj + KO_STATE, 4) & STATE_IN_SYSFS:
+        emu.write_u(kobj + KO_STATE, 4, emu.read_u(kobj + KO_STATE, 4) & ~STATE_IN_SYSFS)
+        emu.write_u(kobj + KO_PARENT, 8, 0)
+        if parent:
+            kobject_put(emu, parent)
+    name = emu.read_u(kobj + KO_NAME, 8)
+    if kind in ("kobject", "kset"):
+        kfree_const(emu, name)
+        _kfree(emu, kobj - (KSET_KOBJ if kind == "kset" else 0), "kfree")
+        return
+    ktype = emu.read_u(kobj + KO_KTYPE, 8)           # a module's kobject: its ktype->release
+    release = emu.read_u(ktype, 8) if ktype else 0
+    if release:
+        emu.call_module(release, (kobj,))
+    else:
+        emu.printk(3, f"kobject: '{emu.cstr(name, 256).decode('latin-1')}' ({kobj:#x}): does "
+                      "not have a release() function, it is broken and must be fixed. See "
+                      "Documentation/core-api/kobject.rst.\n")
+    if name:
+        kfree_const(emu, name)
 
 
 @model("kobject_create_and_add")
@@ -182,6 +196,72 @@ def kset_create_and_add(emu, name, uevent_ops, parent):
         _kfree(emu, kset, "kfree")
         return err_ptr(-err)
     return kset
+
+
+# --- a module's own kobjects (kobject_init_and_add) -----------------------------------------------
+# kobject_init(kobj, ktype): NULL ktype → "kobject (%p): must have a ktype to be initialized
+# properly!"; an initialized one → "kobject (%p): tried to init an initialized object, something
+# is seriously wrong." (both the kernel's errors, then dump_stack); else kref 1, empty entry,
+# state_initialized, ktype set.  kobject_add: the name is formatted (kvasprintf_const); a NULL
+# parent with a kset means the kset's own kobject; the directory is added as above (the kset's
+# ``list`` link is not written — module code walks kset lists only through the kernel), then
+# the ktype's default_groups (ktype 16, a NULL-terminated array) are created.  The last
+# kobject_put of such a kobject removes its directory, drops the parent and calls the ktype's
+# release (a callback into the module), then frees the name.
+KT_RELEASE, KT_DEFAULT_GROUPS = 0, 16
+
+
+@model("kobject_init")
+def kobject_init(emu, kobj, ktype):
+    from .vsprintf import vsprintf
+    if not ktype:
+        emu.printk(3, vsprintf(emu, b"kobject (%p): must have a ktype to be initialized "
+                                    b"properly!\n", iter([kobj])))
+    elif emu.read_u(kobj + KO_STATE, 4) & STATE_INITIALIZED:
+        emu.printk(3, vsprintf(emu, b"kobject (%p): tried to init an initialized object, "
+                                    b"something is seriously wrong.\n", iter([kobj])))
+    else:
+        emu.write_u(kobj + KO_KREF, 4, 1)
+        init_list_head(emu, kobj + KO_ENTRY)
+        emu.write_u(kobj + KO_STATE, 4, STATE_INITIALIZED)
+        emu.write_u(kobj + KO_KTYPE, 8, ktype)
+
+
+def _kobject_add(emu, kobj: int, parent: int, fmt: int, args) -> int:
+    from .vsprintf import vsprintf
+    if not emu.read_u(kobj + KO_STATE, 4) & STATE_INITIALIZED:
+        name = emu.cstr(fmt, 256).decode("latin-1")
+        emu.printk(3, f"kobject '{name}' ({kobj:#x}): tried to add an uninitialized object, "
+                      "something is seriously wrong.\n")
+        return -EINVAL
+    text = vsprintf(emu, emu.cstr(fmt), args).encode("latin-1")
+    s = kmalloc_flags(emu, len(text) + 1, 0xCC0)
+    emu.write(s, text + b"\0")
+    emu.write_u(kobj + KO_NAME, 8, s)
+    if not parent and emu.read_u(kobj + KO_KSET, 8):
+        parent = emu.read_u(kobj + KO_KSET, 8) + KSET_KOBJ
+    err = _add(emu, kobj, parent, "module")
+    if err:
+        return err
+    ktype = emu.read_u(kobj + KO_KTYPE, 8)
+    groups = emu.read_u(ktype + KT_DEFAULT_GROUPS, 8) if ktype else 0
+    while groups and emu.read_u(groups, 8):
+        err = sysfs_create_group(emu, kobj, emu.read_u(groups, 8))
+        if err:
+            return err
+        groups += 8
+    return 0
+
+
+@model("kobject_init_and_add")
+def kobject_init_and_add(emu, kobj, ktype, parent, fmt, *_):
+    kobject_init(emu, kobj, ktype)
+    return _kobject_add(emu, kobj, parent, fmt, emu.args_from(4))
+
+
+@model("kobject_add")
+def kobject_add(emu, kobj, parent, fmt, *_):
+    return _kobject_add(emu, kobj, parent, fmt, emu.args_from(3))
 
 
 @model("kobject_get")
