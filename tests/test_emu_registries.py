@@ -499,3 +499,21 @@ def test_sunrpc_kobjects_in_its_kset_pernet_and_shrinker(kernel, machine, tree):
     names = [c.name for c in r.details["calls"]]
     assert names.count("kfree") == 2 and names.count("kobject_put") == 2
     assert st["sysfs_dirs"] == {} and st["sysfs_root_kref"]["kernel"] == 1
+
+
+# --- text search, quota formats, inetaddr notifiers ---------------------------------------------
+def test_textsearch_quota_and_inetaddr_registries(kernel, machine, tree):  # noqa: F811
+    st = machine.emu_state
+    for mod in ("ts_kmp", "ts_bm", "quota_v1", "quota_v2", "via_velocity"):
+        r = insmod(kernel, tree, mod)
+        assert r.errno == 0, (mod, r.reason)
+    assert sorted(st["textsearch"]) == ["bm", "kmp"]
+    fmts = st["quota_formats"]                  # head first: QFMT_VFS_V1, QFMT_VFS_V0, OLD
+    assert [machine.mm.read_u(f, 4) for f in fmts] == [4, 2, 1]
+    assert [machine.mm.read_u(f + 24, 8) for f in fmts] == fmts[1:] + [0]
+    assert len(st["notifiers"]["inetaddr"]) == 1
+    for mod in ("ts_kmp", "quota_v1", "via_velocity"):
+        assert kernel.delete_module(mod, 0).errno == 0, mod
+    assert list(st["textsearch"]) == ["bm"] and st["quota_formats"] == fmts[:2]
+    assert machine.mm.read_u(fmts[1] + 24, 8) == 0
+    assert st["notifiers"]["inetaddr"] == []

@@ -11,9 +11,9 @@ shash, templates), driver.py (drivers/base, PCI, platform, misc, char_dev), fs.p
 pernet operations, netdevice notifiers, struct proto, socket families), leds.py (LED
 triggers, list debugging), notifier.py (notifier chains), input.py (input handlers, ACPI bus
 types), mempool.py (mm/mempool.c), kobject.py (lib/kobject.c: kernel_kobj, fs_kobj, ksets),
-proc.py (fs/proc: procfs entries, sysctl tables), shrinker.py (mm/vmscan.c), crc.py
-(lib/crc32.c), kmod.py (kernel/kmod.c: request_module).
+proc.py (fs/proc: procfs entries, sysctl tables), shrinker.py (mm/vmscan.c), textsearch.py
+(lib/textsearch.c, quota formats), crc.py (lib/crc32.c), kmod.py (kernel/kmod.c: request_module).
 """
 from . import (crc, crypto, driver, fs, input, kmod, kobject, leds, locking,  # noqa: F401
                mempool, net, notifier, page, printk, proc, sched, shrinker, slab, string,
-               thunks, time, timer, vsprintf, workqueue)
+               textsearch, thunks, time, timer, vsprintf, workqueue)

@@ -9,7 +9,9 @@ module memory (``blocking_notifier_head`` {rwsem 0, head 40}, ``atomic_notifier_
 The kernel's private chains (``register_pm_notifier``, ``register_reboot_notifier``,
 ``crypto_register_notifier`` …) have heads at addresses the profile does not know: their blocks
 are listed in ``emu.state["notifiers"][chain]``.  Registration calls nothing back; the sandbox
-raises no events on these chains (no suspend, no reboot, no new crypto larval lookups).
+raises no events on these chains (no suspend, no reboot, no new crypto larval lookups; no
+address is ever added to an interface — the machine has no network devices — so the inetaddr
+and inet6addr chains, which do not replay existing addresses on registration, stay silent).
 """
 from __future__ import annotations
 
@@ -105,7 +107,9 @@ for _chain, (_reg, _unreg) in {
         "reboot": ("register_reboot_notifier", "unregister_reboot_notifier"),
         "crypto": ("crypto_register_notifier", "crypto_unregister_notifier"),
         "keyboard": ("register_keyboard_notifier", "unregister_keyboard_notifier"),
-        "vt": ("register_vt_notifier", "unregister_vt_notifier")}.items():
+        "vt": ("register_vt_notifier", "unregister_vt_notifier"),
+        "inetaddr": ("register_inetaddr_notifier", "unregister_inetaddr_notifier"),
+        "inet6addr": ("register_inet6addr_notifier", "unregister_inet6addr_notifier")}.items():
     _r, _u = _kernel_chain(_chain)
     model(_reg)(_r)
     model(_unreg)(_u)
