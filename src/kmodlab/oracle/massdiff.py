@@ -241,6 +241,7 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
     t0 = time.monotonic()
     rep = Report()
     sb = _Sandbox()
+    skipped: set[str] = set()     # modules LIVE in the sandbox with their init skipped
     if rec.get("release") != sb.m.profile.release:
         raise ValueError(f"recorded on {rec.get('release')}, sandbox profile is "
                          f"{sb.m.profile.release}")
@@ -263,6 +264,7 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             if res.ret == 0:
                 sb.init(mod, skip=True)
             rep.preload_init_failed[p["name"]] = _r.reason
+            skipped.add(p["name"])
     prev_taint = (rec.get("tainted_at_start", 0), sb.m.taint)
     explained_taint = 0
     for i, obs in enumerate(rec["loads"]):
@@ -308,6 +310,7 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         sb_core = sb.m.mm.read(mod.core.base, coresize)
         sb_sections = dict(mod.sections)
         init_base = mod.init_layout.base
+        uses_skipped = sorted(set(mod.target_list) & skipped)
         # 2. init
         ret, ires, log2 = sb.init(mod, skip=not run_init)
         um = UNMODELLED.search(ires.reason or "")
@@ -318,6 +321,12 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         elif not run_init:
             rep.init_outcomes["init not run"] += 1
             why = "explained: init not run (run_init=False)"
+        elif ret < 0 and uses_skipped:
+            # its init calls into a module whose own init never ran here: its state is missing
+            rep.init_outcomes["stopped after using a module whose init was skipped"] += 1
+            rep.emulator_stops[name] = ires.reason
+            why = (f"explained: uses {', '.join(uses_skipped)}, whose init the emulator could not "
+                   "complete (loaded with init skipped)")
         elif ret < 0 and ires.reason and "kmodlab" in ires.reason:
             rep.init_outcomes["emulation stopped: " + ires.reason.split(": ", 2)[-1][:90]] += 1
             rep.emulator_stops[name] = ires.reason
@@ -330,6 +339,7 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             res2, mod2, _ = sb.load(img, placement, run_init=False)
             if res2.ret == 0:
                 sb.init(mod2, skip=True)
+                skipped.add(name)
         init_log_real = [ln for ln in real_log if not LOAD_LOG.search(ln)]
         init_log_sb = [ln for ln in log2 if not ln.startswith("kmodlab: ")]
         sb_errno = -ret if ret < 0 else 0
