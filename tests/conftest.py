@@ -50,6 +50,25 @@ def debian_modules(profile) -> dict[str, bytes]:
     return out
 
 
+def oracle_or_skip(same_release_as_sandbox: bool = False):
+    """The prepared QEMU oracle (Debian's kernel, initramfs), or skip the calling test: QEMU is
+    not installed, the kernel cannot be had, or (when asked) the sandbox's profile is another
+    release than the oracle's kernel."""
+    import shutil
+    from kmodlab.oracle import qemu
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
+    try:
+        prep = qemu.prepare()
+    except qemu.OracleError as e:
+        pytest.skip(f"oracle kernel not available: {e}")
+    if same_release_as_sandbox:
+        from kmodlab.profile import load_profile
+        if load_profile().release != prep.release:
+            pytest.skip("the sandbox's profile is another release than the oracle's kernel")
+    return prep
+
+
 @pytest.fixture(scope="session")
 def debian_modules_tree() -> Path:
     """The Debian module tree of the embedded profile's release (lib/modules/<release>)."""

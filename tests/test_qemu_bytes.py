@@ -10,9 +10,9 @@ at run time).  An unexplained byte in a relocated field is a sandbox relocation 
 """
 from __future__ import annotations
 
-import shutil
 
 import pytest
+from conftest import oracle_or_skip
 
 from kmodlab.oracle import massdiff, qemu
 
@@ -21,15 +21,7 @@ pytestmark = pytest.mark.qemu
 
 @pytest.fixture(scope="module")
 def totals():
-    if not shutil.which("qemu-system-x86_64"):
-        pytest.skip("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
-    try:
-        prep = qemu.prepare()
-    except qemu.OracleError as e:
-        pytest.skip(f"oracle kernel not available: {e}")
-    from kmodlab.profile import load_profile
-    if load_profile().release != prep.release:
-        pytest.skip("the sandbox's profile is another release than the oracle's kernel")
+    oracle_or_skip(same_release_as_sandbox=True)
     rec, _r, rep = massdiff.session_report()       # core bytes are taken at COMING
     t = rep.byte_totals()
     print(f"\ncore bytes: {t}")

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+from conftest import oracle_or_skip
 
 from kmodlab.oracle import qemu
 from kmodlab.oracle.guest_cases import normalize
@@ -32,12 +32,7 @@ ADDR = r"0x[0-9a-f]{16}"
 
 @pytest.fixture(scope="module")
 def run():
-    if not shutil.which("qemu-system-x86_64"):
-        pytest.skip("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
-    try:
-        qemu.prepare()
-    except qemu.OracleError as e:
-        pytest.skip(f"oracle kernel not available: {e}")
+    oracle_or_skip()
     r = qemu.run_in_guest(qemu.RECORD_SCRIPT.format(cli="--cli"), timeout=150)
     print(f"\nQEMU oracle run: wall {r.seconds:.1f}s, guest {r.timings}")
     return r.check()

@@ -15,9 +15,9 @@ under emulation but did something else than the real init) are asserted separate
 """
 from __future__ import annotations
 
-import shutil
 
 import pytest
+from conftest import oracle_or_skip
 
 from kmodlab.oracle import massdiff, qemu
 
@@ -26,15 +26,7 @@ pytestmark = pytest.mark.qemu
 
 @pytest.fixture(scope="module")
 def report():
-    if not shutil.which("qemu-system-x86_64"):
-        pytest.skip("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
-    try:
-        prep = qemu.prepare()
-    except qemu.OracleError as e:
-        pytest.skip(f"oracle kernel not available: {e}")
-    from kmodlab.profile import load_profile
-    if load_profile().release != prep.release:
-        pytest.skip("the sandbox's profile is another release than the oracle's kernel")
+    oracle_or_skip(same_release_as_sandbox=True)
     rec, r, rep = massdiff.session_report()
     print(f"\nmass run: VM {r.seconds:.1f}s (guest loads {rec['seconds']}s), "
           f"sandbox {rep.seconds['sandbox']}s\n" + massdiff.render(rep))

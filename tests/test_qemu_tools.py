@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import oracle_or_skip
 
 from kmodlab.oracle import qemu
 
@@ -55,12 +56,7 @@ LIBKMOD_LOCATION = re.compile(r"^modprobe: ERROR: \.\./libkmod/[\w.-]+:\d+ \w+\(
 
 @pytest.fixture(scope="module")
 def run():
-    if not shutil.which("qemu-system-x86_64"):
-        pytest.skip("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
-    try:
-        qemu.prepare()
-    except qemu.OracleError as e:
-        pytest.skip(f"oracle kernel not available: {e}")
+    oracle_or_skip()
     r = qemu.run_in_guest(SCRIPT, timeout=150)
     print(f"\nQEMU tools run: wall {r.seconds:.1f}s, guest {r.timings}")
     return r.check()
