@@ -24,6 +24,7 @@ request_module returns as 256, like a kernel whose /lib/modules has no such modu
 from __future__ import annotations
 
 import base64
+import bisect
 import dataclasses
 import fcntl
 import json
@@ -79,6 +80,8 @@ class Machine:
     profile: object = field(default=None, repr=False, compare=False)   # runtime only
     kmod_running: int = field(default=0, repr=False, compare=False)    # runtime: helpers in flight
     nested_loads: list = field(default_factory=list, repr=False, compare=False)  # runtime, per run
+    _emu_tables: tuple | None = field(default=None, repr=False, compare=False)  # runtime cache
+    _symbol_index: dict = field(default_factory=dict, repr=False, compare=False)  # runtime cache
 
     # -- boot ----------------------------------------------------------------------------------
     @classmethod
@@ -142,18 +145,28 @@ class Machine:
         for mod in self.modules:
             if mod.core.base <= addr < mod.core.base + mod.core.size or \
                     (mod.init_layout.size and mod.init_layout.base <= addr < mod.init_layout.base + mod.init_layout.size):
-                from .kernel.module.kallsyms import module_symbols
-                best = None
-                for value, _t, name in module_symbols(self.mm, mod):
-                    if value <= addr and (best is None or value > best[0]):
-                        best = (value, name)
-                if best:
-                    return f"{best[1]}+{addr - best[0]:#x} [{mod.name}]"
+                values, names = self._module_symbol_index(mod)
+                i = bisect.bisect_right(values, addr) - 1
+                if i >= 0:
+                    i = bisect.bisect_left(values, values[i])    # the first of equal addresses
+                    return f"{names[i]}+{addr - values[i]:#x} [{mod.name}]"
                 return f"{addr:#x} [{mod.name}]"
         near = self.profile.nearest(addr) if self.profile else None
         if near and near[1] < 0x100000:
             return f"{near[0]}+{near[1]:#x}"
         return None
+
+    def _module_symbol_index(self, mod: Module) -> tuple[list[int], list[str]]:
+        """The module's kallsyms sorted by address (for symbolize), kept while the module's
+        table stays the same one (the full table while it initialises, the core copy after)."""
+        from .kernel.module.kallsyms import module_symbols
+        key = (id(mod), mod.core.base, mod.init_layout.size, repr(mod.kallsyms))
+        hit = self._symbol_index.get(mod.name)
+        if hit is None or hit[0] != key:
+            syms = sorted(((v, n) for v, _t, n in module_symbols(self.mm, mod)),
+                          key=lambda vn: vn[0])            # stable: table order among equals
+            hit = self._symbol_index[mod.name] = (key, [v for v, _ in syms], [n for _, n in syms])
+        return hit[1], hit[2]
 
     # -- request_module: the usermode modprobe -------------------------------------------------
     def use_module_tree(self, basedir: str | os.PathLike | None, version: str | None = None) -> None:
@@ -229,13 +242,22 @@ class Machine:
         import copy
         from .emu.emulator import SENTINEL, Emulator
         from .emu.errors import EmuError
+        # what an undone init restores: the models' registries, the heap, and the bytes of every
+        # other region (the init may have written into other modules' data: a lock it took in
+        # a module it called, a list it linked itself into)
+        memory = {} if what != "init" else {
+            r.name: (r.data, bytes(r.data)) for r in self.mm.regions.values() if r.name != "heap"}
         saved = (copy.deepcopy(self.emu_state), dict(self.heap.allocs), list(self.heap.free),
                  self.heap.top, bytes(self.mm.regions["heap"].data) if "heap" in self.mm.regions else None,
-                 set(self.kmalloced_params))
+                 set(self.kmalloced_params), memory)
         comm = "modprobe" if self.kmod_running else "insmod" if what == "init" else "rmmod"
+        if self._emu_tables is None:
+            from .emu.emulator import export_tables
+            self._emu_tables = export_tables(self.profile.exports)
         emu = Emulator(self.mm, self.heap, self.profile.exports, printk=self.printk,
                        symbolize=self.symbolize, trace=trace, state=self.emu_state, comm=comm,
-                       request_module=self.request_module, modprobe_path=self.modprobe_path)
+                       request_module=self.request_module, modprobe_path=self.modprobe_path,
+                       tables=self._emu_tables)
         emu.uptime_ns = self.now_ns()
         def where(a: int) -> str:
             return "(tail call)" if a == SENTINEL else (self.symbolize(a) or f"{a:#x}")
@@ -251,13 +273,18 @@ class Machine:
                 self.emu_state = _purge_refs(self.emu_state, lo, hi)
             raise
         finally:
+            emu.close()
             self.nested_loads.pop()
             # rendered now, while init's symbols are still known
             result.calls.extend(emu.calls)
             result.trace.extend(f"{what}: {c.render(where)}" for c in emu.calls)
 
     def _restore(self, saved) -> None:
-        state, allocs, free, top, heap, kparams = saved
+        state, allocs, free, top, heap, kparams, memory = saved
+        for name, (data, before) in memory.items():
+            r = self.mm.regions.get(name)
+            if r is not None and r.data is data:
+                data[:] = before               # same length: in place
         self.emu_state.clear()
         self.emu_state.update(state)
         self.heap.allocs, self.heap.free, self.heap.top = allocs, free, top

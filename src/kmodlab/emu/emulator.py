@@ -91,6 +91,26 @@ def _signed32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
+def export_tables(exports: dict[str, Any]) -> tuple:
+    """The lookups an emulator needs from the kernel's exports: text address → names, and the
+    kernel-image and per-CPU exports sorted by address (with their address lists, for bisect).
+    Pure: a machine computes it once and hands it to each emulator it creates."""
+    text: dict[int, list[str]] = {}
+    kimg: list[tuple[int, str]] = []
+    pcpu: list[tuple[int, str]] = []
+    for name, e in exports.items():
+        kind = getattr(e, "kind", "text")
+        if kind == "percpu":
+            pcpu.append((e.addr, name))
+        elif kind != "abs":
+            kimg.append((e.addr, name))
+            if kind == "text":
+                text.setdefault(e.addr, []).append(name)
+    kimg.sort()
+    pcpu.sort()
+    return text, kimg, pcpu, [a for a, _ in kimg], [a for a, _ in pcpu]
+
+
 class Emulator:
     """Runs module functions against the sandbox kernel's memory and the modelled kernel."""
 
@@ -100,7 +120,7 @@ class Emulator:
                  budget: int = 50_000_000, timeout_s: float = 30.0, trace: bool = False,
                  state: dict | None = None, pid: int = 1, comm: str = "insmod",
                  request_module: Callable[[str, bool], int] | None = None,
-                 modprobe_path: str = "/sbin/modprobe"):
+                 modprobe_path: str = "/sbin/modprobe", tables: tuple | None = None):
         load_models()
         self.mm, self.heap, self.exports = mm, heap, exports
         self._printk_cb, self._symbolize_cb = printk, symbolize
@@ -114,24 +134,9 @@ class Emulator:
         self.uptime_ns = 0
         self.what = "init"
         self._cont: tuple[int, str] | None = None      # an unterminated printk line
-        # export tables
-        self._text: dict[int, list[str]] = {}
-        self._kimg_sorted: list[tuple[int, str]] = []
-        self._pcpu_sorted: list[tuple[int, str]] = []
-        for name, e in exports.items():
-            kind = getattr(e, "kind", "text")
-            if kind == "percpu":
-                self._pcpu_sorted.append((e.addr, name))
-            elif kind == "abs":
-                continue
-            else:
-                self._kimg_sorted.append((e.addr, name))
-                if kind == "text":
-                    self._text.setdefault(e.addr, []).append(name)
-        self._kimg_sorted.sort()
-        self._pcpu_sorted.sort()
-        self._kimg_addrs = [a for a, _ in self._kimg_sorted]
-        self._pcpu_addrs = [a for a, _ in self._pcpu_sorted]
+        # export tables (``tables``: the same, computed once by the caller for these exports)
+        self._text, self._kimg_sorted, self._pcpu_sorted, self._kimg_addrs, self._pcpu_addrs = \
+            tables if tables is not None else export_tables(exports)
         self.uc = None
 
     # ------------------------------------------------------------------ public entry point
@@ -187,8 +192,12 @@ class Emulator:
             self.mm.map("percpu", PERCPU_BASE, PERCPU_STATIC_SIZE + PERCPU_MODULE_RESERVE)
         self._region_len: dict[str, int] = {}
         self._region_base: dict[str, int] = {}
-        for r in list(self.mm.regions.values()):
-            self._sync_region(r.name)
+        self._shared: dict[str, tuple[bytearray, Any]] = {}     # regions mapped in place
+        # the per-CPU area and the heap now; every other region (module memory) when it is
+        # first touched (_fault_in): a run's set-up does not grow with the modules loaded
+        for name in ("percpu", "heap"):
+            if name in self.mm.regions:
+                self._sync_region(name)
         # private memory: traps, kernel objects, stack
         self._map(TRAP_BASE, TRAP_BASE + TRAP_SIZE, UC_PROT_EXEC)
         uc.mem_write(TRAP_BASE, b"\xcc" * TRAP_SIZE)
@@ -272,14 +281,62 @@ class Emulator:
             self._mapped.append((s, e))
 
     def _sync_region(self, name: str) -> None:
-        """Map a region of the AddressSpace (or its growth) and write its new bytes."""
+        """Map a region of the AddressSpace (or its growth) and write its new bytes.
+
+        A region of whole pages other than the heap (module layouts, the per-CPU area: their
+        size is fixed once allocated) is mapped *in place* (``mem_map_ptr`` on the bytearray
+        itself): the CPU and the AddressSpace share its bytes, so nothing is copied in or out,
+        and the cost of a run does not grow with the memory of the modules already loaded.
+        The exported buffer also makes Python refuse to resize that bytearray while it is
+        mapped.  The heap grows during a run, so it is copied."""
         r = self.mm.regions[name]
         old = self._region_len.get(name, 0)
         self._region_base[name] = r.base
+        if not old and self._shareable(r):
+            import ctypes
+            buf = (ctypes.c_char * len(r.data)).from_buffer(r.data)
+            self.uc.mem_map_ptr(r.base, len(r.data), self._prot_all, ctypes.addressof(buf))
+            self._mapped.append((r.base, r.end))
+            self._shared[name] = (r.data, buf)
+            self._region_len[name] = len(r.data)
+            return
         if len(r.data) > old:
             self._map(r.base + old, r.end)
             self.uc.mem_write(r.base + old, bytes(r.data[old:]))
             self._region_len[name] = len(r.data)
+
+    def _fault_in(self, addr: int, size: int = 1) -> bool:
+        """Map the AddressSpace regions under [addr, addr+size) that this CPU has not mapped
+        yet; False if there is none (the access is a real fault)."""
+        done = False
+        a, end = addr & MASK64, (addr & MASK64) + max(size, 1)
+        while a < end:
+            r = self.mm.find(a)
+            if r is None:
+                return done
+            if r.name not in self._region_len:
+                self._sync_region(r.name)
+                done = True
+            a = r.end
+        return done
+
+    def _shareable(self, r) -> bool:
+        if r.name == "heap" or not r.data or (r.base | len(r.data)) & (PAGE_SIZE - 1):
+            return False
+        return all(e <= r.base or s >= r.end for s, e in self._mapped)
+
+    def _unmap_shared(self, name: str) -> None:
+        """Unmap an in-place region as the one block it was mapped as, releasing its buffer."""
+        base, n = self._region_base.pop(name), self._region_len.pop(name)
+        self.uc.mem_unmap(base, n)
+        self._mapped.remove((base, base + n))
+        del self._shared[name]
+
+    def close(self) -> None:
+        """Unmap the in-place regions, releasing their buffers (the CPU is not used again)."""
+        if self.uc is not None:
+            for name in list(self._shared):
+                self._unmap_shared(name)
 
     def _unmap(self, start: int, end: int, keep: set[int] = frozenset()) -> None:
         """Unmap the mapped pages of [start, end), except the pages in ``keep``."""
@@ -315,7 +372,10 @@ class Emulator:
         for name in list(self._region_len):
             base, n = self._region_base[name], self._region_len[name]
             r = self.mm.regions.get(name)
-            if r is None or r.base != base:
+            shared = self._shared.get(name)
+            if shared and (r is None or r.base != base or shared[0] is not r.data):
+                self._unmap_shared(name)         # gone, moved, or another buffer
+            elif r is None or r.base != base:
                 self._unmap(base, base + n, live)
                 del self._region_len[name], self._region_base[name]
             elif len(r.data) < n:
@@ -323,8 +383,10 @@ class Emulator:
                 self._region_len[name] = len(r.data)
         for r in list(self.mm.regions.values()):
             old = self._region_len.get(r.name, 0)
-            self._sync_region(r.name)          # new regions and growth: mapped and written
-            if old:
+            if not old and r.name not in ("percpu", "heap"):
+                continue                       # not mapped here: faulted in when touched
+            self._sync_region(r.name)          # growth: mapped and written
+            if old and r.name not in self._shared:
                 self.uc.mem_write(r.base, bytes(r.data[:old]))
 
     def nested(self, fn: Callable[[], Any]) -> Any:
@@ -366,7 +428,7 @@ class Emulator:
     def _copy_back(self, uc) -> None:
         for r in self.mm.regions.values():
             n = self._region_len.get(r.name)
-            if n:
+            if n and r.name not in self._shared:
                 r.data[:n] = uc.mem_read(r.base, n)
 
     def _set_args(self, uc, args: tuple[int, ...]) -> None:
@@ -455,9 +517,13 @@ class Emulator:
 
     def _on_invalid_mem(self, uc, access, address, size, value, _user):
         from unicorn import (UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
-                             UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_PROT_EXEC)
+                             UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED,
+                             UC_PROT_EXEC)
         if self._error is not None:
             return False
+        if access in (UC_MEM_READ_UNMAPPED, UC_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED) and \
+                self._fault_in(address, size):
+            return True                           # module memory not mapped into this CPU yet
         fetch = access in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT)
         write = access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT)
         if (access == UC_MEM_FETCH_UNMAPPED and KERNEL_IMAGE_START <= address < KERNEL_IMAGE_END
@@ -630,6 +696,8 @@ class Emulator:
         try:
             return bytes(self.uc.mem_read(addr & MASK64, size))
         except Exception:                       # noqa: BLE001 - UcError: find the bad page
+            if self._fault_in(addr, size):
+                return self.read(addr, size)
             raise self._fault_error(self._first_bad(addr, size), size, False, False) from None
 
     def write(self, addr: int, data: bytes) -> None:
@@ -638,6 +706,8 @@ class Emulator:
         try:
             self.uc.mem_write(addr & MASK64, bytes(data))
         except Exception:                       # noqa: BLE001
+            if self._fault_in(addr, len(data)):
+                return self.write(addr, data)
             raise self._fault_error(self._first_bad(addr, len(data)), len(data), True,
                                     False) from None
 
@@ -679,7 +749,7 @@ class Emulator:
             self.uc.mem_read(addr & MASK64, size)
             return True
         except Exception:                       # noqa: BLE001
-            return False
+            return self._fault_in(addr, size) and self.readable(addr, size)
 
     def kmalloc(self, size: int, zero: bool = False) -> int:
         """Allocate from the sandbox heap (persisted); maps the heap's growth into the CPU."""

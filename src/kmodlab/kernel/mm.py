@@ -16,6 +16,7 @@ An access outside every region raises :class:`Fault` (the emulator turns it into
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 PAGE_SIZE = 4096
@@ -59,6 +60,9 @@ class Region:
 @dataclass
 class AddressSpace:
     regions: dict[str, Region] = field(default_factory=dict)
+    # find()'s index: the regions sorted by base (rebuilt when found stale)
+    _sorted: list[Region] = field(default_factory=list, repr=False, compare=False)
+    _bases: list[int] = field(default_factory=list, repr=False, compare=False)
 
     def map(self, name: str, base: int, size: int, data: bytes | None = None) -> Region:
         if name in self.regions:
@@ -73,7 +77,18 @@ class AddressSpace:
         self.regions.pop(name, None)
 
     def find(self, addr: int, size: int = 1) -> Region | None:
-        for r in self.regions.values():
+        """The region holding [addr, addr+size), by binary search over the regions sorted by
+        base (they never overlap).  ``regions`` may be changed directly, so a hit is checked
+        against it, and a miss falls back to a scan that rebuilds the index."""
+        i = bisect_right(self._bases, addr) - 1
+        if i >= 0:
+            r = self._sorted[i]
+            if r.base <= addr and addr + size <= r.base + len(r.data) \
+                    and self.regions.get(r.name) is r:
+                return r
+        self._sorted = sorted(self.regions.values(), key=lambda r: r.base)
+        self._bases = [r.base for r in self._sorted]
+        for r in self._sorted:
             if r.base <= addr and addr + size <= r.end:
                 return r
         return None

@@ -222,10 +222,18 @@ class _Sandbox:
             return None
 
     def proc_line(self, name: str) -> str | None:
-        for ln in (self.read("/proc/modules") or "").splitlines():
-            if ln.split(" ", 1)[0] == name:
-                return ln
-        return None
+        """The module's /proc/modules line, rendered alone (the file is every module's line
+        from the same function: rendering it whole per module made the replay quadratic)."""
+        from ..kernel.module.internal import MODULE_STATE_UNFORMED
+        from ..kernel.module.procfs import proc_modules_line
+        mod = self.m.find_module(name, include_unformed=True)
+        if mod is None or mod.state == MODULE_STATE_UNFORMED:
+            return None
+        return proc_modules_line(mod).rstrip("\n")
+
+    def proc_lines(self) -> dict[str, str]:
+        """Every line of /proc/modules, by module name (one read of the file)."""
+        return {ln.split(" ", 1)[0]: ln for ln in (self.read("/proc/modules") or "").splitlines()}
 
     def holders(self, name: str) -> list[str]:
         from ..sandbox import list_kernel_dir
@@ -385,9 +393,10 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             rep.bytes.append(br.as_dict())
     # the end state: users arrived after each module's own snapshot
     preloaded = {p["name"] for p in rec["preloaded"]}
+    sb_final = sb.proc_lines()
     for line in rec["final"]["proc_modules"]:
         name = line.split(" ", 1)[0]
-        pr, ps = _proc_fields(line), _proc_fields(sb.proc_line(name))
+        pr, ps = _proc_fields(line), _proc_fields(sb_final.get(name))
         for k in ("used_by", "state"):
             rep.add(name, f"final /proc/modules {k}", pr.get(k), ps.get(k) if ps else None)
         # refcount = one per user module (used_by, compared above) + runtime references

@@ -86,13 +86,20 @@ def module_symbols(mm, mod: Module) -> list[tuple[int, str, str]]:
         types = mm.read(typetab, num)
     except Exception:
         return []
+    strs = mm.find(strtab)                   # the string table's region, looked up once
+    if strs is None:
+        return []
+    data, base = strs.data, strtab - strs.base
     out = []
     for i, (st_name, st_info, _o, shndx, value, _size) in enumerate(elf.SYM.iter_unpack(raw)):
         if not i or not st_name or types[i] in b"U" or st_info & 0xF in (elf.STT_SECTION, elf.STT_FILE):
             continue
-        try:
-            name = mm.read_cstr(strtab + st_name, 512).decode("latin-1")
-        except Exception:
-            continue
+        o = base + st_name
+        end = data.find(b"\0", o, o + 512)
+        if end < 0:                          # KSYM_NAME_LEN: longer names are cut
+            if o + 512 > len(data):
+                continue
+            end = o + 512
+        name = data[o:end].decode("latin-1")
         out.append((value, chr(types[i]), name))
     return out
