@@ -40,9 +40,12 @@ def test_kmsg_record_parsing_and_rendering():
     assert format_kmsg(ts, text) == "[   15.826375] Invalid ELF header len 8"
     assert format_kmsg(0, "x") == "[    0.000000] x"
     assert format_kmsg(123456_000001, "y") == "[123456.000001] y"
-    # the kernel escapes unprintable bytes itself; they stay as written
+    # /dev/kmsg escapes bytes < 0x20, > 0x7e and the backslash; the text comes back as dmesg
+    # shows it: newlines and UTF-8 restored, 0x7f (not printable) escaped again
     assert parse_kmsg_record(rb"3,5,9,c;Invalid ELF header magic: != \x7fELF" + b"\n")[3] == \
         r"Invalid ELF header magic: != \x7fELF"
+    assert parse_kmsg_record(rb"6,7,9,-;natsemi v2.1\x0a  by Becker \x5c \xc2\xa9" + b"\n")[3] == \
+        "natsemi v2.1\n  by Becker \\ \u00a9"
     assert parse_kmsg_record(b"garbage") is None
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
+import re
 import platform
 
 from .syscalls import SyscallResult
@@ -43,7 +44,7 @@ def _libc() -> ctypes.CDLL:
 
 def parse_kmsg_record(raw: bytes) -> tuple[int, int, int, str] | None:
     """One /dev/kmsg record "pri,seq,ts_usec,flags[,…];text\\n[ KEY=val\\n…]" →
-    (level/facility word, seq, ts_usec, text).  Text stays as the kernel escaped it (\\xNN)."""
+    (level/facility word, seq, ts_usec, text), the text as dmesg shows it (:func:`kmsg_text`)."""
     head, sep, rest = raw.partition(b";")
     if not sep:
         return None
@@ -53,7 +54,22 @@ def parse_kmsg_record(raw: bytes) -> tuple[int, int, int, str] | None:
     except (ValueError, IndexError):
         return None
     text = rest.split(b"\n", 1)[0]          # continuation lines (" SUBSYSTEM=…") are dropped
-    return pri, seq, ts, text.decode("utf-8", "backslashreplace")
+    return pri, seq, ts, kmsg_text(text)
+
+
+_KMSG_ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def kmsg_text(escaped: bytes) -> str:
+    """A record's text as util-linux dmesg shows it.  /dev/kmsg writes every byte below 0x20 or
+    above 0x7e, and the backslash, as ``\\xNN`` (printk.c ``msg_add_ext_text``); dmesg undoes
+    that and writes the text back with the bytes that are neither printable nor white space
+    (0x7f, other control bytes, invalid UTF-8) as ``\\xNN`` again: a multi-line printk keeps its
+    newlines, ``\\177ELF`` shows as ``\\x7fELF``.  The sandbox's log holds texts in this form."""
+    raw = _KMSG_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), escaped)
+    out = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c in "\n\t " else f"\\x{ord(c):02x}"
+                   for c in out) if not out.isprintable() else out
 
 
 def format_kmsg(ts_usec: int, text: str) -> str:
