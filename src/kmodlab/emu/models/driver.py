@@ -234,6 +234,10 @@ def platform_driver_unregister(emu, drv):
 MISC_DYNAMIC_MINOR, DYNAMIC_MINORS = 255, 128
 MISC_MINOR, MISC_NAME, MISC_LIST, MISC_THIS_DEVICE = 0, 8, 24, 48
 DEVICE_SIZE = 0x2f8
+# misc devices Debian's 6.1 kernel has registered when it has booted (its /proc/misc under QEMU,
+# before any module: built-in drivers; the three dynamic minors were taken first, from 127 down)
+BOOT_MISC = {"vga_arbiter": 127, "userfaultfd": 126, "cpu_dma_latency": 125, "psaux": 1,
+             "hpet": 228, "snapshot": 231, "hw_random": 183}
 
 
 @model("misc_register")
@@ -242,7 +246,7 @@ def misc_register(emu, misc):
     miscs = _reg(emu, "misc")
     minor = emu.read_u(misc + MISC_MINOR, 4)
     name = _name(emu, emu.read_u(misc + MISC_NAME, 8))
-    used = {m["minor"] for m in miscs.values()}
+    used = {m["minor"] for m in miscs.values()} | set(BOOT_MISC.values())
     init_list_head(emu, misc + MISC_LIST)
     if minor == MISC_DYNAMIC_MINOR:
         free = [m for m in range(DYNAMIC_MINORS - 1, -1, -1) if m not in used]
@@ -252,7 +256,7 @@ def misc_register(emu, misc):
         emu.write_u(misc + MISC_MINOR, 4, minor)
     elif minor in used:
         return -EBUSY
-    if name in miscs:                   # device_create: /dev and /sys/class/misc/<name> exist
+    if name in miscs or name in BOOT_MISC:   # device_create: /sys/class/misc/<name> exists
         emu.printk(3, f"sysfs: cannot create duplicate filename '/devices/virtual/misc/{name}'\n")
         return -EEXIST
     dev = emu.kmalloc(DEVICE_SIZE, zero=True)
