@@ -3,9 +3,9 @@ and through the sandbox, compared field by field (issue 4, part 2).
 
 Three pieces:
 
-- :func:`plan` (host): the modules under ``kernel/crypto``, ``kernel/lib`` and ``kernel/fs`` of
-  the oracle's Debian tree, minus :data:`EXCLUDE` (their inits run self-tests for minutes under
-  TCG), with their dependencies (``.modinfo`` ``depends=``, transitively), in load order.
+- :func:`plan` (host): the modules under ``kernel/{crypto,lib,fs,net,drivers/net}`` (:data:`SUBDIRS`)
+  of the oracle's Debian tree, minus :data:`EXCLUDE` (their inits run self-tests for minutes
+  under TCG), with their dependencies (``.modinfo`` ``depends=``, transitively), in load order.
 - :func:`guest_main` (runs *inside the guest* as root, stdlib only): ``finit_module`` each module
   of the plan in order through :class:`~kmodlab.live.LiveKernel` and record errno, the kernel log
   lines, the /proc/modules line, ``/sys/module/<name>/{coresize,initsize,taint,refcnt,initstate,
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-SUBDIRS = ("crypto", "lib", "fs")
+SUBDIRS = ("crypto", "lib", "fs", "net", "drivers/net")
 EXCLUDE = {
     "test_bpf": "its init runs 1026 BPF self-tests: 217 s under TCG, and finit_module cannot "
                 "be interrupted",
@@ -36,6 +36,7 @@ EXCLUDE = {
               "purpose (-EAGAIN)",
 }
 APPEND = "nokaslr"
+MEMORY = "1G"        # the modules' memory and the guest's page cache of the tree
 ADDR = re.compile(r"0x[0-9a-f]{16}")
 
 
@@ -140,6 +141,16 @@ def module_snapshot(name: str) -> dict | None:
     return st
 
 
+def _proc_misc() -> list[str]:
+    """/proc/misc lines ("minor name"): which misc minors are taken (dynamic ones count down
+    from 127, so a module's dynamic minor depends on every misc_register before it)."""
+    try:
+        with open("/proc/misc") as f:
+            return [" ".join(ln.split()) for ln in f]
+    except OSError:
+        return []
+
+
 class InitProbe:
     """A kprobe on do_init_module(mod) that logs mod->init_layout.{base,size}: the real init
     region while the module is COMING (both read 0 once it is LIVE).  The field offsets are
@@ -241,14 +252,24 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
     probe = InitProbe()
     probe.setup(kcore)
     rec["init_probe"] = {"ok": probe.ok, "error": probe.error, "offsets": probe.offsets}
+    misc = _proc_misc()
+    rec["misc_at_start"] = misc
+    progress = open(out / "progress.log", "a", buffering=1)      # survives a guest crash
     for e in entries:
         path = str(moddir / e["path"])
+        progress.write(f"{e['name']}\n")
+        os.fsync(progress.fileno())
         t = time.monotonic()
         res = k.finit_module(path, "", 0)
         dt = time.monotonic() - t
         obs = {"name": e["name"], "path": e["path"], "ret": res.ret, "errno": res.errno,
                "log": res.log, "seconds": round(dt, 4),
                "tainted": int(_r("/proc/sys/kernel/tainted"))}
+        now = _proc_misc()
+        if now != misc:                 # misc devices this call registered or removed
+            obs["misc"] = {"added": sorted(set(now) - set(misc), key=now.index),
+                           "removed": sorted(set(misc) - set(now))}
+            misc = now
         init = probe.take().get(e["name"])
         if init:
             obs["init_layout"] = {"base": init[0], "size": init[1]}
@@ -272,12 +293,22 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
 GUEST_SCRIPT = '"$PYTHON" -S -m kmodlab.oracle.mass "$OUT" "$OUT/plan.json" "$MODDIR" {bytes}\n'
 
 
-def run(entries: list[dict], timeout: float = 600, dump_bytes: bool = True, release=None):
-    """Boot once (nokaslr) and load ``entries`` in the real kernel; (recording, GuestResult)."""
+def run(entries: list[dict], timeout: float = 600, dump_bytes: bool = True, release=None,
+        memory: str = MEMORY):
+    """Boot once (nokaslr) and load ``entries`` in the real kernel; (recording, GuestResult).
+    The guest writes each module's name to ``progress.log`` before loading it, so a run that
+    dies (a hang, a panic) names the module it died on."""
     from . import qemu
     r = qemu.run_in_guest(GUEST_SCRIPT.format(bytes="" if dump_bytes else "--no-bytes"),
-                          timeout=timeout, release=release, append=APPEND,
-                          files={"plan.json": json.dumps(entries)}).check()
+                          timeout=timeout, release=release, append=APPEND, memory=memory,
+                          files={"plan.json": json.dumps(entries)})
+    if "mass.json" not in r.files:
+        done = r.files.get("progress.log", b"").decode().split()
+        raise qemu.OracleError(f"the mass run did not finish (rc={r.rc}, timed out: "
+                               f"{r.timed_out}, VM {r.seconds:.0f}s, {len(done)} loads started, "
+                               f"the last: {done[-1] if done else 'none'})"
+                               f"\n--- serial\n{r.serial_log[-3000:]}")
+    r.check()
     return r.json("mass.json"), r
 
 
@@ -314,7 +345,7 @@ def summarize(rec: dict, rep, vm_seconds: float) -> dict:
                         for b in d["bytes"]["modules"]]
     return {
         "about": "Mass-loading differential run (kmodlab.oracle.mass / massdiff / bytediff): "
-                 "the modules under kernel/{crypto,lib,fs} of Debian's tree (minus "
+                 "the modules under kernel/{" + ",".join(SUBDIRS) + "} of Debian's tree (minus "
                  + ", ".join(EXCLUDE) + ") loaded in dependency order by the real kernel "
                  "in QEMU (nokaslr) and by the sandbox at the same addresses. 'real' is what "
                  "the real kernel answered; 'comparison' the field-by-field and byte-by-byte "

@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..live import kmsg_text
 from . import bytediff
 
 # Kernel log lines printed not by the module's init but by kernel code its registration runs,
@@ -54,6 +55,57 @@ def internal_only(real: list[str], sandbox: list[str]) -> str | None:
         else:
             rest.append(line)
     return "; ".join(dict.fromkeys(reasons)) if reasons and rest == sandbox else None
+
+
+class MiscMinors:
+    """Who holds which misc minor, in both kernels, to explain a *dynamic* minor that differs.
+
+    misc.c hands dynamic minors out from 127 down, so the minor a module gets depends on every
+    misc_register before it: the real kernel's are followed through /proc/misc (recorded at the
+    start and after each load), the sandbox's are its misc registry (plus the boot devices)."""
+
+    def __init__(self, rec: dict):
+        self.real: dict[str, tuple[int, str]] = {}        # name → (minor, module that added it)
+        for ln in rec.get("misc_at_start", []):
+            minor, _sp, name = ln.partition(" ")
+            self.real[name] = (int(minor), "(boot)")
+
+    def observe(self, module: str, obs: dict) -> None:
+        for ln in obs.get("misc", {}).get("removed", []):
+            self.real.pop(ln.partition(" ")[2], None)
+        for ln in obs.get("misc", {}).get("added", []):
+            minor, _sp, name = ln.partition(" ")
+            self.real[name] = (int(minor), module)
+
+    @staticmethod
+    def sandbox(sb) -> dict[str, int]:
+        from ..emu.models.driver import BOOT_MISC
+        reg = sb.m.emu_state.get("driver", {}).get("misc", {})
+        return {**BOOT_MISC, **{n: d["minor"] for n, d in reg.items()}}
+
+    def explain(self, obs: dict, before: dict[str, int], after: dict[str, int],
+                real_log: list[str], sb_log: list[str], skipped: set[str]) -> str | None:
+        """The reason if the logs differ only in the dynamic minors of the misc devices this
+        init registered, and every dynamic minor the real kernel had handed out before (and
+        the sandbox had not) belongs to a module whose init the emulator did not complete."""
+        added = {ln.partition(" ")[2]: int(ln.partition(" ")[0])
+                 for ln in obs.get("misc", {}).get("added", [])}
+        mine = {n: m for n, m in after.items() if n not in before}
+        if not mine or set(mine) != set(added):
+            return None
+        fixed = list(sb_log)
+        for n, m in mine.items():
+            fixed = [re.sub(rf"\b{m}\b", str(added[n]), ln) for ln in fixed]
+        if fixed != real_log:
+            return None
+        # dynamic misc devices the real kernel had and the sandbox has not: each took a minor
+        extra = {n: who for n, (m, who) in self.real.items()
+                 if n not in added and m < 128 and n not in before}
+        if not extra or not set(extra.values()) <= skipped or \
+                any(mine[n] - added[n] != len(extra) for n in mine):
+            return None
+        return ("explained: dynamic misc minor: misc devices registered before by inits the "
+                "emulator did not complete hold minors the sandbox still had free")
 
 
 UNMODELLED = re.compile(r"(?:init|exit) (?:called|read|wrote) unmodelled kernel (function|data) (\S+)")
@@ -273,11 +325,14 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
                 sb.init(mod, skip=True)
             rep.preload_init_failed[p["name"]] = _r.reason
             skipped.add(p["name"])
+    misc = MiscMinors(rec)
     prev_taint = (rec.get("tainted_at_start", 0), sb.m.taint)
     explained_taint = 0
     for i, obs in enumerate(rec["loads"]):
         name = obs["name"]
         rep.modules += 1
+        if i:                       # the real misc devices as they were before this load
+            misc.observe(rec["loads"][i - 1]["name"], rec["loads"][i - 1])
         img = (Path(moddir) / obs["path"]).read_bytes()
         st = obs.get("state")
         real_loaded = obs["errno"] == 0
@@ -294,7 +349,8 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         res, mod, log1 = sb.load(img, placement, run_init=False)
         if progress:
             progress(i, len(rec["loads"]), name, res.ret)
-        real_log = [ln for ln in obs["log"] if not ASYNC.match(ln)]
+        # as dmesg shows them (recordings before kmsg_text kept /dev/kmsg's \\xNN escapes)
+        real_log = [kmsg_text(ln.encode()) for ln in obs["log"] if not ASYNC.match(ln)]
         real_load_log = [ln for ln in real_log if LOAD_LOG.search(ln)]
         sb_load_log = [ln for ln in log1 if LOAD_LOG.search(ln)]
         rep.add(name, "load_module log", real_load_log, sb_load_log)
@@ -320,7 +376,9 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         init_base = mod.init_layout.base
         uses_skipped = sorted(set(mod.target_list) & skipped)
         # 2. init
+        misc_before = misc.sandbox(sb)
         ret, ires, log2 = sb.init(mod, skip=not run_init)
+        misc_after = misc.sandbox(sb)
         um = UNMODELLED.search(ires.reason or "")
         if um:
             rep.unmodelled[um.group(2)] += 1
@@ -355,7 +413,9 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             rep.add(name, "errno", obs["errno"], sb_errno, "emulator")
             internal = internal_only(init_log_real, init_log_sb)
             rep.add(name, "init log", init_log_real, init_log_sb,
-                    f"explained: {internal}" if internal else "emulator")
+                    f"explained: {internal}" if internal else
+                    misc.explain(obs, misc_before, misc_after, init_log_real, init_log_sb,
+                                 skipped) or "emulator")
         else:
             rep.add(name, "errno", obs["errno"], 0 if why.startswith("explained") and real_loaded
                     else sb_errno, why)
@@ -375,10 +435,20 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             continue
         # 3. the module's files, LIVE
         pr, ps = _proc_fields(st["proc_modules"]), _proc_fields(sb.proc_line(name))
+        # a refcount is one per user module (used_by) + references running code took: where
+        # the users agree and this module's own init did not complete here, the references
+        # that init takes on its own module (try_module_get(THIS_MODULE), e.g. a protocol's
+        # control sockets: sk_alloc takes prot->owner, sock_create the ops' owner) are missing
+        own = ("explained: references a module's own init takes on itself (try_module_get: "
+               "e.g. a protocol's control sockets); its init did not complete under emulation") \
+            if name in skipped and ps and pr["used_by"] == ps["used_by"] and \
+            int(pr["refcount"]) > int(ps["refcount"]) else "sandbox bug"
         for k in ("size", "refcount", "used_by", "state", "address", "flags"):
-            rep.add(name, f"/proc/modules {k}", pr.get(k), ps.get(k) if ps else None)
+            rep.add(name, f"/proc/modules {k}", pr.get(k), ps.get(k) if ps else None,
+                    own if k == "refcount" else "sandbox bug")
         for k in ("coresize", "initsize", "taint", "refcnt", "initstate"):
-            rep.add(name, f"sysfs {k}", st[k], sb.read(f"/sys/module/{name}/{k}"))
+            rep.add(name, f"sysfs {k}", st[k], sb.read(f"/sys/module/{name}/{k}"),
+                    own if k == "refcnt" else "sandbox bug")
         rep.add(name, "sysfs holders", st["holders"], sb.holders(name))
         real_core = _real_core_base(st)
         rsec = _offsets(st["sections"], real_core, placement[1], int(st["coresize"]))
