@@ -517,3 +517,32 @@ def test_textsearch_quota_and_inetaddr_registries(kernel, machine, tree):  # noq
     assert list(st["textsearch"]) == ["bm"] and st["quota_formats"] == fmts[:2]
     assert machine.mm.read_u(fmts[1] + 24, 8) == 0
     assert st["notifiers"]["inetaddr"] == []
+
+
+def test_models_use_no_undefined_global():
+    """Every global name a model's code loads exists in its module (a typo or a missing import
+    would only show as a NameError inside some module's init, far into a run)."""
+    import builtins
+    import dis
+    import importlib
+    import pkgutil
+    import types
+
+    import kmodlab.emu.models as pkg
+
+    def code_objects(co):
+        yield co
+        for c in co.co_consts:
+            if isinstance(c, types.CodeType):
+                yield from code_objects(c)
+
+    missing = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        source = compile(open(mod.__file__).read(), mod.__file__, "exec")
+        for co in code_objects(source):
+            for ins in dis.get_instructions(co):
+                if ins.opname == "LOAD_GLOBAL" and ins.argval not in vars(mod) \
+                        and not hasattr(builtins, ins.argval):
+                    missing.append(f"{info.name}.{co.co_name}: {ins.argval}")
+    assert not missing, missing

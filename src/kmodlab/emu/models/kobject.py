@@ -30,6 +30,8 @@ kset 32, ktype 40, sd 48, kref 56, state bits 60 (initialized bit 0, in_sysfs bi
 """
 from __future__ import annotations
 
+from errno import EINVAL
+
 from ..errors import Unmodelled
 from ..registry import data, model
 from .driver import err_ptr
