@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             from kmodlab.oracle import mass, massdiff
             prep = qemu.prepare(a.release)
             entries = mass.plan(prep.moddir)
-            rec, r = mass.run(entries, timeout=max(a.timeout, 600), release=a.release)
+            rec, r = mass.run(entries, timeout=max(a.timeout, 1800), release=a.release)
             rep = massdiff.replay(rec, prep.moddir, Path(r.outdir) / "core",
                                   run_init=not a.no_init)
             rep.seconds["vm"] = round(r.seconds, 1)

@@ -18,6 +18,8 @@ paravirt                       ``.parainstructions``: ``instr``, ``len`` bytes
 SMP locks                      ``.smp_locks``: the ``lock`` prefix byte (UP: → ``ds``)
 jump labels                    ``__jump_table``: the 5-byte NOP/JMP at each ``code``
 static calls                   ``.static_call_sites``: the 5-byte call at each ``addr``
+static call trampolines        ``.static_call.text``: the first 5 bytes of each ``__SCT__x``
+                               the module defines (retargeted by static_call_update)
 ftrace sort                    ``__mcount_loc`` sorted by address (ftrace_process_locs;
                                checked: the same addresses, permuted)
 ORC sort                       ``.orc_unwind_ip``+``.orc_unwind`` re-sorted by address
@@ -174,6 +176,31 @@ def patch_sites(secs: list[Sec], mem: Mem) -> list[tuple[int, int, str]]:
     return sites
 
 
+def trampolines(image: bytes, core: list[Sec]) -> list[tuple[int, int, str]]:
+    """The static call trampolines the module defines (``__SCT__x`` in ``.static_call.text``,
+    DEFINE_STATIC_CALL in a module): their first instruction, a 5-byte ``jmp`` to the current
+    target (or ``ret``), is rewritten by static_call_update (arch_static_call_transform), e.g.
+    when the module's init picks an AVX variant or a tracepoint gets its iterator."""
+    sec = next((s for s in core if s.name == ".static_call.text"), None)
+    if sec is None:
+        return []
+    hdr = elf.parse_header(image)
+    secs = elf.parse_sections(image, hdr.shoff, hdr.shnum)
+    symtab = next((x for x in secs if x.type == elf.SHT_SYMTAB), None)
+    if symtab is None:
+        return []
+    syms = elf.symbols(image, symtab)
+    strsec = secs[symtab.link]
+    strtab = image[strsec.offset:strsec.offset + strsec.size]
+    out = []
+    for st_name, shndx, value in zip(syms["st_name"].tolist(), syms["st_shndx"].tolist(),
+                                     syms["st_value"].tolist()):
+        if shndx == sec.index and elf.cstring(strtab, st_name).startswith("__SCT__"):
+            out.append((sec.addr + value, 5,
+                        "static call trampolines (.static_call.text: static_call_update)"))
+    return out
+
+
 def _table_entries(name: str, s: Sec, buf: Mem, other: dict[str, Sec]) -> Counter | None:
     """The entries of a table the kernel sorts, made position-independent (absolute fields),
     as a multiset: equal multisets ⇒ the difference is only the kernel's sort (+ flag bits)."""
@@ -243,7 +270,7 @@ def attribute(module: str, image: bytes, addrs: dict[str, int], core_base: int,
     core = [s for s in secs if core_base <= s.addr < core_base + n]
     smem, rmem = Mem(core_base, sandbox), Mem(core_base, real)
     reason_at: dict[int, str] = {}
-    for site, length, why in patch_sites(core, smem):
+    for site, length, why in patch_sites(core, smem) + trampolines(image, core):
         for b in range(length):
             reason_at.setdefault(site + b, why)
     by = {s.name: s for s in core}

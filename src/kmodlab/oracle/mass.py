@@ -3,9 +3,9 @@ and through the sandbox, compared field by field (issue 4, part 2).
 
 Three pieces:
 
-- :func:`plan` (host): the modules under ``kernel/{crypto,lib,fs,net,drivers/net}`` (:data:`SUBDIRS`)
-  of the oracle's Debian tree, minus :data:`EXCLUDE` (their inits run self-tests for minutes
-  under TCG), with their dependencies (``.modinfo`` ``depends=``, transitively), in load order.
+- :func:`plan` (host): every module of the oracle's Debian tree (or those under
+  :data:`SUBDIRS`), minus :data:`EXCLUDE` (their inits run self-tests for minutes under TCG),
+  each after its dependencies (``.modinfo`` ``depends=``, transitively), in path order.
 - :func:`guest_main` (runs *inside the guest* as root, stdlib only): ``finit_module`` each module
   of the plan in order through :class:`~kmodlab.live.LiveKernel` and record errno, the kernel log
   lines, the /proc/modules line, ``/sys/module/<name>/{coresize,initsize,taint,refcnt,initstate,
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-SUBDIRS = ("crypto", "lib", "fs", "net", "drivers/net")
+SUBDIRS: tuple[str, ...] | None = None      # None: every module of the tree
 EXCLUDE = {
     "test_bpf": "its init runs 1026 BPF self-tests: 217 s under TCG, and finit_module cannot "
                 "be interrupted",
@@ -36,7 +36,7 @@ EXCLUDE = {
               "purpose (-EAGAIN)",
 }
 APPEND = "nokaslr"
-MEMORY = "1G"        # the modules' memory and the guest's page cache of the tree
+MEMORY = "2G"        # the modules' memory (~200 MB for the whole tree) and the page cache
 ADDR = re.compile(r"0x[0-9a-f]{16}")
 
 
@@ -69,7 +69,7 @@ def plan(moddir: Path, subdirs=SUBDIRS, exclude=EXCLUDE, only: list[str] | None 
                     out.append(x)
         return out
 
-    roots = [str(moddir / "kernel" / s) + os.sep for s in subdirs]
+    roots = [str(moddir / "kernel" / s) + os.sep for s in (subdirs or ("",))]
     targets = sorted((p, n) for n, p in paths.items()
                      if any(p.startswith(r) for r in roots) and n not in exclude)
     if only is not None:
@@ -141,14 +141,42 @@ def module_snapshot(name: str) -> dict | None:
     return st
 
 
-def _proc_misc() -> list[str]:
-    """/proc/misc lines ("minor name"): which misc minors are taken (dynamic ones count down
-    from 127, so a module's dynamic minor depends on every misc_register before it)."""
+def _proc_numbers() -> dict[str, list[str]]:
+    """The device numbers handed out so far, as "number name" lines: misc minors (/proc/misc)
+    and char majors (/proc/devices).  Dynamic ones count down, so the number a module gets
+    depends on every registration before it."""
+    out = {"misc": [], "chrdev": []}
     try:
         with open("/proc/misc") as f:
-            return [" ".join(ln.split()) for ln in f]
+            out["misc"] = [" ".join(ln.split()) for ln in f]
+        with open("/proc/devices") as f:
+            text = f.read()
+        char = text.split("Block devices:")[0].splitlines()[1:]
+        out["chrdev"] = [" ".join(ln.split()) for ln in char if ln.strip()]
     except OSError:
-        return []
+        pass
+    return out
+
+
+def _device_aliases() -> list[str]:
+    """The modalias of every device the guest has (PCI, platform, PnP ids, ...): the hardware
+    QEMU emulates, which drivers of the tree bind in the real kernel (the sandbox has none)."""
+    out = set()
+    for bus in os.listdir("/sys/bus"):
+        d = f"/sys/bus/{bus}/devices"
+        try:
+            devs = os.listdir(d)
+        except OSError:
+            continue
+        for dev in devs:
+            v = _r(f"{d}/{dev}/modalias")
+            if v and not v.startswith("<errno"):
+                out.add(v.strip())
+            elif bus == "pnp":
+                for pid in (_r(f"{d}/{dev}/id") or "").split():
+                    if not pid.startswith("<errno"):
+                        out.add(f"pnp:d{pid}")
+    return sorted(out)
 
 
 class InitProbe:
@@ -252,8 +280,10 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
     probe = InitProbe()
     probe.setup(kcore)
     rec["init_probe"] = {"ok": probe.ok, "error": probe.error, "offsets": probe.offsets}
-    misc = _proc_misc()
-    rec["misc_at_start"] = misc
+    numbers = _proc_numbers()
+    for kind, lines in numbers.items():
+        rec[f"{kind}_at_start"] = lines
+    rec["device_aliases"] = _device_aliases()
     progress = open(out / "progress.log", "a", buffering=1)      # survives a guest crash
     for e in entries:
         path = str(moddir / e["path"])
@@ -265,11 +295,12 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
         obs = {"name": e["name"], "path": e["path"], "ret": res.ret, "errno": res.errno,
                "log": res.log, "seconds": round(dt, 4),
                "tainted": int(_r("/proc/sys/kernel/tainted"))}
-        now = _proc_misc()
-        if now != misc:                 # misc devices this call registered or removed
-            obs["misc"] = {"added": sorted(set(now) - set(misc), key=now.index),
-                           "removed": sorted(set(misc) - set(now))}
-            misc = now
+        now = _proc_numbers()
+        for kind, lines in now.items():     # device numbers this call took or gave back
+            if lines != numbers[kind]:
+                obs[kind] = {"added": sorted(set(lines) - set(numbers[kind]), key=lines.index),
+                             "removed": sorted(set(numbers[kind]) - set(lines))}
+        numbers = now
         init = probe.take().get(e["name"])
         if init:
             obs["init_layout"] = {"base": init[0], "size": init[1]}
@@ -320,7 +351,7 @@ if __name__ == "__main__":
 _SESSION: dict = {}
 
 
-def session(release: str | None = None, timeout: float = 600) -> tuple[dict, "object", Path]:
+def session(release: str | None = None, timeout: float = 1800) -> tuple[dict, "object", Path]:
     """One VM run of the whole plan per process (shared by the qemu tests):
     (recording, GuestResult, directory of the core dumps)."""
     from . import qemu
@@ -345,7 +376,8 @@ def summarize(rec: dict, rep, vm_seconds: float) -> dict:
                         for b in d["bytes"]["modules"]]
     return {
         "about": "Mass-loading differential run (kmodlab.oracle.mass / massdiff / bytediff): "
-                 "the modules under kernel/{" + ",".join(SUBDIRS) + "} of Debian's tree (minus "
+                 + ("every module" if not SUBDIRS else "the modules under kernel/{"
+                    + ",".join(SUBDIRS) + "}") + " of Debian's tree (minus "
                  + ", ".join(EXCLUDE) + ") loaded in dependency order by the real kernel "
                  "in QEMU (nokaslr) and by the sandbox at the same addresses. 'real' is what "
                  "the real kernel answered; 'comparison' the field-by-field and byte-by-byte "

@@ -21,7 +21,14 @@ At the end every module's /proc/modules line and holders are compared again (use
 
 Each disagreement gets a class: ``sandbox bug`` (load_module or sysfs/procfs gave another
 answer than Linux), ``emulator`` (init ran to completion under emulation but did something else
-than the real init: the emulator's models, not load_module), or ``explained: <reason>``.
+than the real init: the emulator's models, not load_module), or ``explained: <reason>``.  The
+reasons are specific and checked where they can be: an unmodelled function (named); runtime
+references (only the part of a refcount beyond the user modules, which are compared exactly);
+a dynamic device number (misc minor, char major) that is off by exactly the number of devices
+registered before by inits the emulator did not complete (followed through /proc/misc and
+/proc/devices after every real load); a ``%p`` hash; kernel-internal log lines (crypto
+testmgr); hardware: a driver bound to one of the guest's own devices (its modalias matches
+one the guest recorded), or a log that talks to a device such a driver created.
 """
 from __future__ import annotations
 
@@ -57,55 +64,78 @@ def internal_only(real: list[str], sandbox: list[str]) -> str | None:
     return "; ".join(dict.fromkeys(reasons)) if reasons and rest == sandbox else None
 
 
-class MiscMinors:
-    """Who holds which misc minor, in both kernels, to explain a *dynamic* minor that differs.
+class DynamicNumbers:
+    """Who holds which dynamically handed-out device number, in both kernels, to explain one
+    that differs: a misc minor (misc.c hands them out from 127 down) or a char major
+    (__register_chrdev_region: from 254 down to 234, then 511 down to 384).  The number a module
+    gets depends on every registration before it: the real kernel's are followed through
+    /proc/misc and /proc/devices (recorded at the start and after each load), the sandbox's are
+    its registries plus the booted kernel's devices."""
 
-    misc.c hands dynamic minors out from 127 down, so the minor a module gets depends on every
-    misc_register before it: the real kernel's are followed through /proc/misc (recorded at the
-    start and after each load), the sandbox's are its misc registry (plus the boot devices)."""
+    KINDS = {"misc": lambda n: n < 128,
+             "chrdev": lambda n: 234 <= n <= 254 or 384 <= n <= 511}
 
-    def __init__(self, rec: dict):
-        self.real: dict[str, tuple[int, str]] = {}        # name → (minor, module that added it)
-        for ln in rec.get("misc_at_start", []):
-            minor, _sp, name = ln.partition(" ")
-            self.real[name] = (int(minor), "(boot)")
+    def __init__(self, rec: dict, kind: str):
+        self.kind, self.dynamic = kind, self.KINDS[kind]
+        self.real: dict[str, tuple[int, str]] = {}        # name → (number, module that added it)
+        for ln in rec.get(f"{kind}_at_start", []):
+            num, _sp, name = ln.partition(" ")
+            self.real[name] = (int(num), "(boot)")
 
     def observe(self, module: str, obs: dict) -> None:
-        for ln in obs.get("misc", {}).get("removed", []):
+        for ln in obs.get(self.kind, {}).get("removed", []):
             self.real.pop(ln.partition(" ")[2], None)
-        for ln in obs.get("misc", {}).get("added", []):
-            minor, _sp, name = ln.partition(" ")
-            self.real[name] = (int(minor), module)
+        for ln in obs.get(self.kind, {}).get("added", []):
+            num, _sp, name = ln.partition(" ")
+            self.real[name] = (int(num), module)
 
-    @staticmethod
-    def sandbox(sb) -> dict[str, int]:
-        from ..emu.models.driver import BOOT_MISC
-        reg = sb.m.emu_state.get("driver", {}).get("misc", {})
-        return {**BOOT_MISC, **{n: d["minor"] for n, d in reg.items()}}
+    def sandbox(self, sb) -> dict[str, int]:
+        from ..emu.models.driver import BOOT_CHRDEVS, BOOT_MISC
+        if self.kind == "misc":
+            reg = sb.m.emu_state.get("driver", {}).get("misc", {})
+            return {**BOOT_MISC, **{n: d["minor"] for n, d in reg.items()}}
+        return {**{name: major for major, _lo, _n, name in BOOT_CHRDEVS},
+                **{r["name"]: r["major"] for r in sb.m.emu_state.get("chrdev", [])}}
 
     def explain(self, obs: dict, before: dict[str, int], after: dict[str, int],
                 real_log: list[str], sb_log: list[str], skipped: set[str]) -> str | None:
-        """The reason if the logs differ only in the dynamic minors of the misc devices this
-        init registered, and every dynamic minor the real kernel had handed out before (and
-        the sandbox had not) belongs to a module whose init the emulator did not complete."""
+        """The reason if the logs differ only in the dynamic numbers this init was given, and
+        every dynamic number the real kernel had handed out before (and the sandbox had not)
+        belongs to a module whose init the emulator did not complete."""
         added = {ln.partition(" ")[2]: int(ln.partition(" ")[0])
-                 for ln in obs.get("misc", {}).get("added", [])}
+                 for ln in obs.get(self.kind, {}).get("added", [])}
         mine = {n: m for n, m in after.items() if n not in before}
-        if not mine or set(mine) != set(added):
+        if not mine or set(mine) != set(added) or \
+                not all(self.dynamic(m) for m in list(mine.values()) + list(added.values())):
             return None
         fixed = list(sb_log)
         for n, m in mine.items():
             fixed = [re.sub(rf"\b{m}\b", str(added[n]), ln) for ln in fixed]
         if fixed != real_log:
             return None
-        # dynamic misc devices the real kernel had and the sandbox has not: each took a minor
-        extra = {n: who for n, (m, who) in self.real.items()
-                 if n not in added and m < 128 and n not in before}
-        if not extra or not set(extra.values()) <= skipped or \
-                any(mine[n] - added[n] != len(extra) for n in mine):
+        # dynamic numbers the real kernel had given out and the sandbox had not: each one the
+        # sandbox still had free moves this module's number by one
+        extra = {n: (m, who) for n, (m, who) in self.real.items()
+                 if n not in added and self.dynamic(m) and n not in before}
+        taken = {m for m, _who in extra.values()}
+        if not extra or not {who for _m, who in extra.values()} <= skipped or \
+                any(mine[n] - added[n] != len(taken) for n in mine):
             return None
-        return ("explained: dynamic misc minor: misc devices registered before by inits the "
-                "emulator did not complete hold minors the sandbox still had free")
+        return (f"explained: dynamic {'misc minor' if self.kind == 'misc' else 'char major'}: "
+                "devices registered before by inits the emulator did not complete hold numbers "
+                "the sandbox still had free")
+
+
+HASHED_POINTER = re.compile(r"\b00000000[0-9a-f]{8}\b")
+
+
+def hashed_pointers_only(real: list[str], sandbox: list[str]) -> str | None:
+    """The reason if the logs differ only in plain-%p values: vsprintf prints a pointer as
+    32 bits of siphash under a key drawn at boot (ptr_to_id), so no two boots agree."""
+    mask = lambda lines: [HASHED_POINTER.sub("(hashed)", ln) for ln in lines]
+    if len(real) == len(sandbox) and mask(real) == mask(sandbox) and real != sandbox:
+        return "explained: %p prints pointers hashed with a key drawn at boot (ptr_to_id)"
+    return None
 
 
 UNMODELLED = re.compile(r"(?:init|exit) (?:called|read|wrote) unmodelled kernel (function|data) (\S+)")
@@ -118,7 +148,8 @@ LOAD_LOG = re.compile(r"(module verification failed|Unknown symbol|disagrees abo
                       r"overflow in relocation|invalid WRITE\|EXEC|parameters .* ignored|"
                       r"unknown parameter|module uses symbol|gave up waiting|"
                       r"Skipping invalid relocation|has both \.ctors|per-cpu alignment|"
-                      r"Could not allocate .* percpu|please compile with -fno-common)")
+                      r"Could not allocate .* percpu|please compile with -fno-common|"
+                      r"module is from the staging directory)")
 # Lines the kernel logs asynchronously or with machine-dependent numbers: not the call's own.
 ASYNC = re.compile(r"^(random: |clocksource: |tsc: |hrtimer: |sched: RT throttling|workqueue: |rcu: )")
 TAINT_W = 1 << 9
@@ -148,6 +179,7 @@ class Report:
     unmodelled: Counter = field(default_factory=Counter)
     init_outcomes: Counter = field(default_factory=Counter)
     emulator_stops: dict = field(default_factory=dict)     # module → why its init stopped
+    hardware: dict = field(default_factory=dict)           # module → the guest device involved
     preload_init_failed: dict = field(default_factory=dict)
     bytes: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
@@ -185,7 +217,7 @@ class Report:
                 "by_class": dict(self.by_class().most_common()),
                 "unmodelled": dict(self.unmodelled.most_common()),
                 "init_outcomes": dict(self.init_outcomes.most_common()),
-                "emulator_stops": self.emulator_stops,
+                "emulator_stops": self.emulator_stops, "hardware": self.hardware,
                 "preload_init_failed": self.preload_init_failed,
                 "findings": [f.as_dict() for f in self.findings],
                 "bytes": {"totals": self.byte_totals(), "modules": self.bytes},
@@ -325,14 +357,15 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
                 sb.init(mod, skip=True)
             rep.preload_init_failed[p["name"]] = _r.reason
             skipped.add(p["name"])
-    misc = MiscMinors(rec)
+    numbers = [DynamicNumbers(rec, "misc"), DynamicNumbers(rec, "chrdev")]
     prev_taint = (rec.get("tainted_at_start", 0), sb.m.taint)
     explained_taint = 0
     for i, obs in enumerate(rec["loads"]):
         name = obs["name"]
         rep.modules += 1
-        if i:                       # the real misc devices as they were before this load
-            misc.observe(rec["loads"][i - 1]["name"], rec["loads"][i - 1])
+        if i:                       # the real device numbers as they were before this load
+            for d in numbers:
+                d.observe(rec["loads"][i - 1]["name"], rec["loads"][i - 1])
         img = (Path(moddir) / obs["path"]).read_bytes()
         st = obs.get("state")
         real_loaded = obs["errno"] == 0
@@ -376,9 +409,9 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         init_base = mod.init_layout.base
         uses_skipped = sorted(set(mod.target_list) & skipped)
         # 2. init
-        misc_before = misc.sandbox(sb)
+        numbers_before = [d.sandbox(sb) for d in numbers]
         ret, ires, log2 = sb.init(mod, skip=not run_init)
-        misc_after = misc.sandbox(sb)
+        numbers_after = [d.sandbox(sb) for d in numbers]
         um = UNMODELLED.search(ires.reason or "")
         if um:
             rep.unmodelled[um.group(2)] += 1
@@ -414,8 +447,10 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             internal = internal_only(init_log_real, init_log_sb)
             rep.add(name, "init log", init_log_real, init_log_sb,
                     f"explained: {internal}" if internal else
-                    misc.explain(obs, misc_before, misc_after, init_log_real, init_log_sb,
-                                 skipped) or "emulator")
+                    next(filter(None, (d.explain(obs, b, a, init_log_real, init_log_sb, skipped)
+                                       for d, b, a in zip(numbers, numbers_before,
+                                                          numbers_after))), None) or
+                    hashed_pointers_only(init_log_real, init_log_sb) or "emulator")
         else:
             rep.add(name, "errno", obs["errno"], 0 if why.startswith("explained") and real_loaded
                     else sb_errno, why)
@@ -439,10 +474,16 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         # the users agree and this module's own init did not complete here, the references
         # that init takes on its own module (try_module_get(THIS_MODULE), e.g. a protocol's
         # control sockets: sk_alloc takes prot->owner, sock_create the ops' owner) are missing
+        # (or code of another module that reacts to this one's registrations: a notifier, as
+        # crc64_rocksoft's crypto notifier takes the new crc64-rocksoft algorithm's module)
+        more = ps is not None and pr["used_by"] == ps["used_by"] and \
+            int(pr["refcount"]) > int(ps["refcount"])
         own = ("explained: references a module's own init takes on itself (try_module_get: "
                "e.g. a protocol's control sockets); its init did not complete under emulation") \
-            if name in skipped and ps and pr["used_by"] == ps["used_by"] and \
-            int(pr["refcount"]) > int(ps["refcount"]) else "sandbox bug"
+            if more and name in skipped else \
+            ("explained: runtime references taken by code (try_module_get from other modules' "
+             "inits: crypto tfms, nls tables, configfs, ...) that the sandbox did not run to "
+             "completion") if more and skipped else "sandbox bug"
         for k in ("size", "refcount", "used_by", "state", "address", "flags"):
             rep.add(name, f"/proc/modules {k}", pr.get(k), ps.get(k) if ps else None,
                     own if k == "refcount" else "sandbox bug")
@@ -485,8 +526,60 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
     rep.add("(kernel)", "final tainted", rec["final"]["tainted"], sb.m.taint,
             "explained: taints added by inits the emulator did not complete (above)"
             if (rec["final"]["tainted"] ^ sb.m.taint) & ~explained_taint == 0 else "sandbox bug")
+    explain_hardware(rep, rec, Path(moddir))
     rep.seconds["sandbox"] = round(time.monotonic() - t0, 1)
     return rep
+
+
+DEVICE_PREFIX = re.compile(r"^([a-z]+[0-9]+): ")
+
+
+def hardware_bound(rec: dict, moddir: Path) -> dict[str, str]:
+    """Module → the guest device it binds: a device the guest has at boot (its modalias,
+    recorded in the guest) that one of the module's ``alias=`` patterns matches, as modprobe
+    matches them.  QEMU's machine has a few (the PIIX IDE and SMBus functions, the PC speaker,
+    the LPT port, ...); the sandbox machine has no devices at all."""
+    from fnmatch import fnmatchcase
+    from ..lib.modinfo import elf_modinfo_strings, split_key_value
+    devices = rec.get("device_aliases", [])
+    out: dict[str, str] = {}
+    if not devices:
+        return out
+    for obs in rec["loads"]:
+        img = (moddir / obs["path"]).read_bytes()
+        pats = [v.decode("latin-1") for k, v in map(split_key_value, elf_modinfo_strings(img))
+                if k == b"alias"]
+        hit = next((d for p in pats for d in devices if fnmatchcase(d, p)), None)
+        if hit:
+            out[obs["name"]] = hit
+    return out
+
+
+def explain_hardware(rep: Report, rec: dict, moddir: Path) -> None:
+    """Re-class the ``emulator`` findings that come from hardware: a module bound to a device
+    of the guest (its probe ran there: log lines, errors), or a module whose real log talks to
+    a device such a module created (``parport0:`` after parport_pc found the LPT port)."""
+    bound = hardware_bound(rec, moddir)
+    logs = {o["name"]: o["log"] for o in rec["loads"]}
+    created: dict[str, str] = {}
+    for name in bound:
+        for ln in logs.get(name, []):
+            m = DEVICE_PREFIX.match(ln)
+            if m:
+                created.setdefault(m.group(1), name)
+    for f in rep.findings:
+        if f.cls != "emulator":
+            continue
+        if f.module in bound:
+            f.cls = ("explained: the guest has a device this driver binds (its probe ran in the "
+                     "real kernel); the sandbox machine has no devices")
+            rep.hardware[f.module] = bound[f.module]
+        elif f.field == "init log" and isinstance(f.real, list):
+            devs = {m.group(1) for ln in f.real if (m := DEVICE_PREFIX.match(ln))} & set(created)
+            if devs and not any(d in " ".join(f.sandbox or []) for d in devs):
+                f.cls = ("explained: talks to a device a driver created for the guest's "
+                         "hardware (e.g. parport0 from parport_pc); the sandbox has none")
+                rep.hardware[f.module] = ", ".join(f"{d} (from {created[d]})" for d in sorted(devs))
 
 
 def render(rep: Report) -> str:

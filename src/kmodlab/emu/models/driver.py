@@ -282,12 +282,16 @@ MINORBITS = 20
 MINORMASK = (1 << MINORBITS) - 1
 CHRDEV_MAJOR_MAX = 512
 CHRDEV_MAJOR_DYN_END, CHRDEV_MAJOR_DYN_EXT_START, CHRDEV_MAJOR_DYN_EXT_END = 234, 511, 384
-# majors Linux itself holds on every boot (mem, tty, misc …); the sandbox has these and nothing
-# else registered by built-in drivers
+# char majors Debian's 6.1 kernel holds once booted (its /proc/devices under QEMU, before any
+# module): the fixed ones, and the dynamic ones its built-in drivers took from 254 down
 BOOT_CHRDEVS = [(1, 0, 256, "mem"), (4, 0, 64, "/dev/vc/0"), (4, 64, 192, "tty"),
                 (5, 0, 1, "/dev/tty"), (5, 1, 1, "/dev/console"), (5, 2, 1, "/dev/ptmx"),
                 (7, 0, 256, "vcs"), (10, 0, 256, "misc"), (13, 0, 256, "input"),
-                (29, 0, 256, "fb"), (128, 0, 1 << 20, "ptm"), (136, 0, 1 << 20, "pts")]
+                (29, 0, 256, "fb"), (128, 0, 1 << 20, "ptm"), (136, 0, 1 << 20, "pts"),
+                (153, 0, 256, "spi")] + \
+               [(major, 0, 1 << 20, name) for major, name in (
+                   (254, "gpiochip"), (253, "tpm"), (252, "dax"), (251, "rtc"), (250, "pps"),
+                   (249, "ptp"), (248, "bsg"), (247, "cxl"))]
 
 
 def _chrdevs(emu) -> list:
