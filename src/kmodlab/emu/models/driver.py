@@ -211,6 +211,94 @@ def __pci_register_driver(emu, drv, owner, mod_name):
     return driver_register(emu, d)
 
 
+# i2c_driver {class, probe, remove, probe_new, shutdown, alert, command, driver @56, id_table,
+# detect, address_list, clients @224, flags}; spi_driver {id_table, probe, remove, shutdown,
+# driver @32}; serio_driver {description, id_table, manual_bind @16, 6 callbacks, driver @80}
+# (offsets read from the relocations of Debian's lm75, mcp4922 and serio_raw)
+I2C_DRIVER, I2C_CLIENTS = 56, 224
+SPI_DRIVER, SPI_ID_TABLE = 32, 0
+SERIO_DRIVER, SERIO_MANUAL_BIND = 80, 16
+DRV_OF_MATCH = 40
+OF_ID_SIZE, OF_COMPATIBLE, OF_COMPATIBLE_LEN = 200, 64, 128
+SPI_ID_SIZE, SPI_NAME_SIZE = 40, 32
+
+
+@model("i2c_register_driver")
+def i2c_register_driver(emu, owner, drv):
+    """drivers/i2c/i2c-core-base.c: owner and bus set, clients list initialised, then
+    driver_register; the sandbox has no i2c adapter, so nothing is detected or probed."""
+    d = drv + I2C_DRIVER
+    emu.write_u(d + DRV_OWNER, 8, owner)
+    emu.write_u(d + DRV_BUS, 8, emu.export_addr("i2c_bus_type") or 0)
+    init_list_head(emu, drv + I2C_CLIENTS)
+    return driver_register(emu, d)
+
+
+@model("i2c_del_driver")
+def i2c_del_driver(emu, drv):
+    driver_unregister(emu, drv + I2C_DRIVER)
+
+
+@model("__spi_register_driver")
+def __spi_register_driver(emu, owner, sdrv):
+    """drivers/spi/spi.c: owner and bus set; every DT compatible of the driver's
+    of_match_table must have a spi_device_id (or match the driver's name), after its vendor
+    prefix, else a warning per compatible; then driver_register (no SPI controller here)."""
+    d = sdrv + SPI_DRIVER
+    emu.write_u(d + DRV_OWNER, 8, owner)
+    emu.write_u(d + DRV_BUS, 8, emu.export_addr("spi_bus_type") or 0)
+    name = _name(emu, emu.read_u(d + DRV_NAME, 8))
+    of_id = emu.read_u(d + DRV_OF_MATCH, 8)
+    ids = emu.read_u(sdrv + SPI_ID_TABLE, 8)
+    while of_id:
+        compatible = emu.read(of_id + OF_COMPATIBLE, OF_COMPATIBLE_LEN).split(b"\0", 1)[0]
+        if not compatible:
+            break
+        of_name = compatible.split(b",", 1)[1] if b"," in compatible else compatible
+        if ids:
+            found, a = False, ids
+            while True:
+                n = emu.read(a, SPI_NAME_SIZE).split(b"\0", 1)[0]
+                if not n:
+                    break
+                if n == of_name:
+                    found = True
+                    break
+                a += SPI_ID_SIZE
+        else:
+            found = name.encode("latin-1") == of_name
+        if not found:
+            emu.printk(4, f"SPI driver {name} has no spi_device_id for "
+                          f"{compatible.decode('latin-1')}\n")
+        of_id += OF_ID_SIZE
+    return driver_register(emu, d)
+
+
+@model("__serio_register_driver")
+def __serio_register_driver(emu, drv, owner, mod_name):
+    """drivers/input/serio/serio.c: bus, owner and mod_name set, driver_register with
+    manual_bind forced on, then the original bind mode back and a rescan queued for kseriod
+    (the sandbox has no serio port: nothing to bind)."""
+    d = drv + SERIO_DRIVER
+    emu.write_u(d + DRV_BUS, 8, emu.export_addr("serio_bus") or 0)
+    emu.write_u(d + DRV_OWNER, 8, owner)
+    emu.write_u(d + DRV_MOD_NAME, 8, mod_name)
+    manual = emu.read_u(drv + SERIO_MANUAL_BIND, 1)
+    emu.write_u(drv + SERIO_MANUAL_BIND, 1, 1)
+    err = driver_register(emu, d)
+    if err:
+        emu.printk(3, f"serio: driver_register() failed for "
+                      f"{_name(emu, emu.read_u(d + DRV_NAME, 8))}, error: {err}\n")
+        return err
+    emu.write_u(drv + SERIO_MANUAL_BIND, 1, manual)
+    return 0
+
+
+@model("serio_unregister_driver")
+def serio_unregister_driver(emu, drv):
+    driver_unregister(emu, drv + SERIO_DRIVER)
+
+
 @model("pci_unregister_driver")
 def pci_unregister_driver(emu, drv):
     driver_unregister(emu, drv + PCI_DRIVER)
