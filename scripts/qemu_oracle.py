@@ -6,8 +6,8 @@
     scripts/qemu_oracle.py run script.sh           # a POSIX sh script, in chroot /host, as root
     scripts/qemu_oracle.py python script.py        # with this host's Python, kmodlab importable
     scripts/qemu_oracle.py record [--out FILE]     # regenerate tests/data/oracle_<rel>.json
-    scripts/qemu_oracle.py mass [--out FILE]       # crypto/lib/fs modules, real vs sandbox
-                                                   # (tests/data/mass_<rel>.json, docs/oracle.md)
+    scripts/qemu_oracle.py mass [--out FILE]       # the whole module tree, real vs sandbox
+                                                   # (tests/data/mass_<rel>.json.gz, docs/oracle.md)
 
 Options: --release 6.1.0-56-amd64 (or KMODLAB_ORACLE_RELEASE), --timeout SECONDS.
 The guest script sees $OUT (writable, returned), $PYTHON, $PYTHONPATH, $KREL, $MODDIR.
@@ -16,6 +16,7 @@ The harness is kmodlab.oracle.qemu; see its docstring.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             rep.seconds["vm"] = round(r.seconds, 1)
             rep.seconds["guest_loads"] = rec.get("seconds")
             out = a.out or ROOT / "tests" / "data" / mass.recording_name(a.release)
-            out.write_text(json.dumps(mass.summarize(rec, rep, r.seconds), indent=0) + "\n")
+            out.write_bytes(gzip.compress((json.dumps(mass.summarize(rec, rep, r.seconds),
+                                                      indent=0) + "\n").encode(), mtime=0))
             print(massdiff.render(rep))
             print(f"wrote {out}; VM {r.seconds:.1f}s (guest loads {rec.get('seconds')}s), "
                   f"sandbox {rep.seconds['sandbox']}s; core dumps in {r.outdir}/core")

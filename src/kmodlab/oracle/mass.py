@@ -158,25 +158,33 @@ def _proc_numbers() -> dict[str, list[str]]:
     return out
 
 
-def _device_aliases() -> list[str]:
-    """The modalias of every device the guest has (PCI, platform, PnP ids, ...): the hardware
-    QEMU emulates, which drivers of the tree bind in the real kernel (the sandbox has none)."""
+def _bus_devices() -> set[str]:
+    """Every device on a bus of the guest, as ``/sys/bus/<bus>/devices/<name>`` (cheap: one
+    listdir per bus, so that it can be taken after every load)."""
     out = set()
     for bus in os.listdir("/sys/bus"):
         d = f"/sys/bus/{bus}/devices"
         try:
-            devs = os.listdir(d)
+            out.update(f"{d}/{dev}" for dev in os.listdir(d))
         except OSError:
             continue
-        for dev in devs:
-            v = _r(f"{d}/{dev}/modalias")
-            if v and not v.startswith("<errno"):
-                out.add(v.strip())
-            elif bus == "pnp":
-                for pid in (_r(f"{d}/{dev}/id") or "").split():
-                    if not pid.startswith("<errno"):
-                        out.add(f"pnp:d{pid}")
-    return sorted(out)
+    return out
+
+
+def _devices(entries) -> dict[str, list[str]]:
+    """The devices by their sysfs path (/sys/devices/…), with the aliases drivers match them
+    by (the modalias; PnP devices: ``pnp:d<ID>`` per id)."""
+    out: dict[str, list[str]] = {}
+    for e in sorted(entries):
+        aliases = []
+        v = _r(f"{e}/modalias")
+        if v and not v.startswith("<errno"):
+            aliases.append(v.strip())
+        elif e.startswith("/sys/bus/pnp/"):
+            aliases += [f"pnp:d{pid}" for pid in (_r(f"{e}/id") or "").split()
+                        if not pid.startswith("<errno")]
+        out[os.path.realpath(e)] = aliases
+    return out
 
 
 class InitProbe:
@@ -283,7 +291,9 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
     numbers = _proc_numbers()
     for kind, lines in numbers.items():
         rec[f"{kind}_at_start"] = lines
-    rec["device_aliases"] = _device_aliases()
+    bus_devices = _bus_devices()          # the hardware QEMU emulates, which drivers bind
+    rec["devices"] = _devices(bus_devices)
+    rec["device_aliases"] = sorted({a for al in rec["devices"].values() for a in al})
     progress = open(out / "progress.log", "a", buffering=1)      # survives a guest crash
     for e in entries:
         path = str(moddir / e["path"])
@@ -301,6 +311,12 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
                 obs[kind] = {"added": sorted(set(lines) - set(numbers[kind]), key=lines.index),
                              "removed": sorted(set(numbers[kind]) - set(lines))}
         numbers = now
+        now_devices = _bus_devices()      # devices this call created (e.g. on QEMU's hardware)
+        if now_devices != bus_devices:
+            obs["devices"] = {"added": sorted(os.path.realpath(e)
+                                              for e in now_devices - bus_devices),
+                              "removed": sorted(bus_devices - now_devices)}
+        bus_devices = now_devices
         init = probe.take().get(e["name"])
         if init:
             obs["init_layout"] = {"base": init[0], "size": init[1]}
@@ -365,7 +381,7 @@ def session(release: str | None = None, timeout: float = 1800) -> tuple[dict, "o
 
 def recording_name(release: str | None = None) -> str:
     from . import qemu
-    return f"mass_{(release or qemu.DEFAULT_RELEASE).removesuffix('-amd64')}.json"
+    return f"mass_{(release or qemu.DEFAULT_RELEASE).removesuffix('-amd64')}.json.gz"
 
 
 def summarize(rec: dict, rep, vm_seconds: float) -> dict:

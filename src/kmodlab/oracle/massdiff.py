@@ -78,6 +78,7 @@ class DynamicNumbers:
     def __init__(self, rec: dict, kind: str):
         self.kind, self.dynamic = kind, self.KINDS[kind]
         self.real: dict[str, tuple[int, str]] = {}        # name → (number, module that added it)
+        self.gone: dict[str, str] = {}                    # name → the load that removed it
         for ln in rec.get(f"{kind}_at_start", []):
             num, _sp, name = ln.partition(" ")
             self.real[name] = (int(num), "(boot)")
@@ -85,6 +86,7 @@ class DynamicNumbers:
     def observe(self, module: str, obs: dict) -> None:
         for ln in obs.get(self.kind, {}).get("removed", []):
             self.real.pop(ln.partition(" ")[2], None)
+            self.gone[ln.partition(" ")[2]] = module
         for ln in obs.get(self.kind, {}).get("added", []):
             num, _sp, name = ln.partition(" ")
             self.real[name] = (int(num), module)
@@ -98,10 +100,10 @@ class DynamicNumbers:
                 **{r["name"]: r["major"] for r in sb.m.emu_state.get("chrdev", [])}}
 
     def explain(self, obs: dict, before: dict[str, int], after: dict[str, int],
-                real_log: list[str], sb_log: list[str], skipped: set[str]) -> str | None:
-        """The reason if the logs differ only in the dynamic numbers this init was given, and
-        every dynamic number the real kernel had handed out before (and the sandbox had not)
-        belongs to a module whose init the emulator did not complete."""
+                real_log: list[str], sb_log: list[str], incomplete: set[str]) -> str | None:
+        """The reason if the logs differ only in the dynamic numbers this init was given, the
+        two kernels' devices before it differ only by loads the emulator did not complete, and
+        each kernel gave out the first numbers free in its own set."""
         added = {ln.partition(" ")[2]: int(ln.partition(" ")[0])
                  for ln in obs.get(self.kind, {}).get("added", [])}
         mine = {n: m for n, m in after.items() if n not in before}
@@ -113,17 +115,32 @@ class DynamicNumbers:
             fixed = [re.sub(rf"\b{m}\b", str(added[n]), ln) for ln in fixed]
         if fixed != real_log:
             return None
-        # dynamic numbers the real kernel had given out and the sandbox had not: each one the
-        # sandbox still had free moves this module's number by one
-        extra = {n: (m, who) for n, (m, who) in self.real.items()
-                 if n not in added and self.dynamic(m) and n not in before}
-        taken = {m for m, _who in extra.values()}
-        if not extra or not {who for _m, who in extra.values()} <= skipped or \
-                any(mine[n] - added[n] != len(taken) for n in mine):
+        # the two kernels' dynamic devices before this init may differ only through loads the
+        # emulator did not complete (``incomplete``: inits skipped, or run against a module
+        # whose init was skipped): devices the real kernel had that such an init registered,
+        # and devices the sandbox still has that such a load removed in the real kernel
+        # (speakup_spkout, through speakup, replaces speakup_soft's synth devices); the
+        # numbers then differ as the free numbers do
+        real_dyn = {n: who for n, (m, who) in self.real.items() if self.dynamic(m) and n not in added}
+        sb_dyn = {n for n, m in before.items() if self.dynamic(m)}
+        missing = {real_dyn[n] for n in set(real_dyn) - sb_dyn}
+        surplus = {self.gone.get(n, "(never in the real kernel)") for n in sb_dyn - set(real_dyn)}
+        if not (missing or surplus) or not (missing | surplus) <= incomplete:
+            return None
+        # and each kernel handed out the first free numbers of its own taken set
+        real_taken = {m for n, (m, _w) in self.real.items() if n not in added}
+        if set(added.values()) != set(self.first_free(real_taken, len(added))) or \
+                set(mine.values()) != set(self.first_free(set(before.values()), len(mine))):
             return None
         return (f"explained: dynamic {'misc minor' if self.kind == 'misc' else 'char major'}: "
-                "devices registered before by inits the emulator did not complete hold numbers "
-                "the sandbox still had free")
+                "loads the emulator did not complete registered (or removed) devices before, "
+                "so the two kernels had other numbers free")
+
+    def first_free(self, taken: set[int], k: int) -> list[int]:
+        """The first ``k`` numbers the kernel hands out when ``taken`` are in use."""
+        order = range(127, -1, -1) if self.kind == "misc" else \
+            [*range(254, 233, -1), *range(511, 383, -1)]
+        return [n for n in order if n not in taken][:k]
 
 
 HASHED_POINTER = re.compile(r"\b00000000[0-9a-f]{8}\b")
@@ -334,6 +351,7 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
     rep = Report()
     sb = _Sandbox()
     skipped: set[str] = set()     # modules LIVE in the sandbox with their init skipped
+    partial: set[str] = set()     # inits that ran, calling into a module whose init was skipped
     if rec.get("release") != sb.m.profile.release:
         raise ValueError(f"recorded on {rec.get('release')}, sandbox profile is "
                          f"{sb.m.profile.release}")
@@ -408,6 +426,8 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         sb_sections = dict(mod.sections)
         init_base = mod.init_layout.base
         uses_skipped = sorted(set(mod.target_list) & skipped)
+        if uses_skipped:
+            partial.add(name)
         # 2. init
         numbers_before = [d.sandbox(sb) for d in numbers]
         ret, ires, log2 = sb.init(mod, skip=not run_init)
@@ -447,7 +467,8 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             internal = internal_only(init_log_real, init_log_sb)
             rep.add(name, "init log", init_log_real, init_log_sb,
                     f"explained: {internal}" if internal else
-                    next(filter(None, (d.explain(obs, b, a, init_log_real, init_log_sb, skipped)
+                    next(filter(None, (d.explain(obs, b, a, init_log_real, init_log_sb,
+                                                 skipped | partial)
                                        for d, b, a in zip(numbers, numbers_before,
                                                           numbers_after))), None) or
                     hashed_pointers_only(init_log_real, init_log_sb) or "emulator")
@@ -557,10 +578,18 @@ def hardware_bound(rec: dict, moddir: Path) -> dict[str, str]:
 
 def explain_hardware(rep: Report, rec: dict, moddir: Path) -> None:
     """Re-class the ``emulator`` findings that come from hardware: a module bound to a device
-    of the guest (its probe ran there: log lines, errors), or a module whose real log talks to
-    a device such a module created (``parport0:`` after parport_pc found the LPT port)."""
+    of the guest (its probe ran there: log lines, errors), a module whose real load created
+    devices below such a device (the guest recorded each load's new devices), or a module
+    whose real log talks to a device such a module created (``parport0:`` after parport_pc
+    found the LPT port)."""
     bound = hardware_bound(rec, moddir)
     logs = {o["name"]: o["log"] for o in rec["loads"]}
+    # the guest's hardware: boot devices a driver of the tree binds; and, per load, the devices
+    # the real call created below them (i2c clients an i2c driver detected on the SMBus)
+    matched = set(bound.values())
+    hw = [path for path, aliases in rec.get("devices", {}).items() if matched & set(aliases)]
+    on_hw = {o["name"]: [d for d in o.get("devices", {}).get("added", [])
+                         if any(d.startswith(h + "/") for h in hw)] for o in rec["loads"]}
     created: dict[str, str] = {}
     for name in bound:
         for ln in logs.get(name, []):
@@ -574,6 +603,10 @@ def explain_hardware(rep: Report, rec: dict, moddir: Path) -> None:
             f.cls = ("explained: the guest has a device this driver binds (its probe ran in the "
                      "real kernel); the sandbox machine has no devices")
             rep.hardware[f.module] = bound[f.module]
+        elif on_hw.get(f.module):
+            f.cls = ("explained: the real init created devices on the guest's hardware (e.g. i2c "
+                     "clients detected on the SMBus of QEMU's PIIX4); the sandbox has none")
+            rep.hardware[f.module] = on_hw[f.module][0]
         elif f.field == "init log" and isinstance(f.real, list):
             devs = {m.group(1) for ln in f.real if (m := DEVICE_PREFIX.match(ln))} & set(created)
             if devs and not any(d in " ".join(f.sandbox or []) for d in devs):
