@@ -168,7 +168,8 @@ LOAD_LOG = re.compile(r"(module verification failed|Unknown symbol|disagrees abo
                       r"Could not allocate .* percpu|please compile with -fno-common|"
                       r"module is from the staging directory)")
 # Lines the kernel logs asynchronously or with machine-dependent numbers: not the call's own.
-ASYNC = re.compile(r"^(random: |clocksource: |tsc: |hrtimer: |sched: RT throttling|workqueue: |rcu: )")
+ASYNC = re.compile(r"^(random: |clocksource: |tsc: |hrtimer: |sched: RT throttling|workqueue: |rcu: |"
+                   r"usb \d+-[\d.]+: )")     # usb N-P: the hub thread enumerating, not the call
 TAINT_W = 1 << 9
 LOAD_TAINTS = ~TAINT_W & 0x3FFFF       # taints load_module itself adds (all but W, in practice)
 INIT_SECTION = re.compile(r"^\.init|^\.symtab$|^\.strtab$")
@@ -576,6 +577,14 @@ def hardware_bound(rec: dict, moddir: Path) -> dict[str, str]:
     return out
 
 
+def _names_device_below(line: str, hw: list[str]) -> bool:
+    """``line`` names a device (``… as /devices/…``) below one of the sysfs paths ``hw``."""
+    if " as /devices/" not in line:
+        return False
+    path = "/sys" + line.split(" as ", 1)[1].split()[0]
+    return any(path.startswith(h + "/") for h in hw)
+
+
 def explain_hardware(rep: Report, rec: dict, moddir: Path) -> None:
     """Re-class the ``emulator`` findings that come from hardware: a module bound to a device
     of the guest (its probe ran there: log lines, errors), a module whose real load created
@@ -607,6 +616,14 @@ def explain_hardware(rep: Report, rec: dict, moddir: Path) -> None:
             f.cls = ("explained: the real init created devices on the guest's hardware (e.g. i2c "
                      "clients detected on the SMBus of QEMU's PIIX4); the sandbox has none")
             rep.hardware[f.module] = on_hw[f.module][0]
+        elif f.field == "init log" and isinstance(f.real, list) and (extra := [
+                ln for ln in f.real if ln not in (f.sandbox or [])]) and \
+                all(_names_device_below(ln, hw) for ln in extra):
+            # a device of the guest's hardware probed meanwhile by its own driver, e.g.
+            # psmouse on i8042's serio1 (kseriod): "input: … as /devices/platform/i8042/…"
+            f.cls = ("explained: a line from the guest's hardware being probed meanwhile by its "
+                     "driver (e.g. psmouse on i8042's serio1); the sandbox has no devices")
+            rep.hardware[f.module] = extra[0]
         elif f.field == "init log" and isinstance(f.real, list):
             devs = {m.group(1) for ln in f.real if (m := DEVICE_PREFIX.match(ln))} & set(created)
             if devs and not any(d in " ".join(f.sandbox or []) for d in devs):
