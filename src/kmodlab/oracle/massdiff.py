@@ -169,7 +169,8 @@ LOAD_LOG = re.compile(r"(module verification failed|Unknown symbol|disagrees abo
                       r"module is from the staging directory)")
 # Lines the kernel logs asynchronously or with machine-dependent numbers: not the call's own.
 ASYNC = re.compile(r"^(random: |clocksource: |tsc: |hrtimer: |sched: RT throttling|workqueue: |rcu: |"
-                   r"usb \d+-[\d.]+: )")     # usb N-P: the hub thread enumerating, not the call
+                   r"usb \d+-[\d.]+: |\S+ \d+-[\d.]+:\d+\.\d+ )")
+# (a USB device "usb N-P:" or interface "drv N-P:C.I": the hub thread enumerating and binding)
 TAINT_W = 1 << 9
 LOAD_TAINTS = ~TAINT_W & 0x3FFFF       # taints load_module itself adds (all but W, in practice)
 INIT_SECTION = re.compile(r"^\.init|^\.symtab$|^\.strtab$")
