@@ -241,9 +241,13 @@ class Profile:
     sections: list[tuple[str, int, int, str]] = field(default_factory=list)
     #                                 vmlinux's allocated sections: (name, addr, size, kind)
     source: dict = field(default_factory=dict)   # where it was imported from (informational)
+    structs: dict = field(default_factory=dict)  # from the kernel's BTF: {"module": {"sizeof": n,
+    #                                 "name": off, "mem[5].base": off, ...}, "enum mod_mem_type":
+    #                                 {"MOD_TEXT": 0, ...}}; absent members are None
     path: Path | None = field(default=None, compare=False)   # file it was loaded from
 
     _by_addr: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    _rules: object = field(default=None, init=False, repr=False, compare=False)
 
     # -- config ------------------------------------------------------------------------------
     def enabled(self, option: str) -> bool:
@@ -298,6 +302,26 @@ class Profile:
                 return None
         return names[j], addr - addrs[j]
 
+    # -- struct layouts (BTF) ---------------------------------------------------------------
+    def struct_size(self, name: str) -> int | None:
+        """sizeof(struct name) in this kernel, from its BTF (None: not recorded)."""
+        return (self.structs.get(name) or {}).get("sizeof")
+
+    def offsetof(self, name: str, member: str) -> int:
+        """offsetof(struct name, member) in this kernel, from its BTF.  Raises ProfileError
+        when the profile does not record it (an older profile, or a member this kernel lacks)."""
+        off = (self.structs.get(name) or {}).get(member)
+        if off is None:
+            raise ProfileError(f"profile {self.name} does not know offsetof(struct {name}, "
+                               f"{member}) (re-import it with 'kmodlab kernel import')")
+        return off
+
+    def enum_value(self, enum: str, name: str) -> int:
+        vals = self.structs.get(f"enum {enum}") or {}
+        if name not in vals:
+            raise ProfileError(f"profile {self.name} does not know enum {enum}'s {name}")
+        return vals[name]
+
     # -- certificates ------------------------------------------------------------------------
     def certificate_info(self) -> list[dict[str, str]]:
         """Subject, issuer, serial (upper-case hex) and validity of each certificate."""
@@ -342,6 +366,7 @@ class Profile:
             "sections": [list(s) for s in self.sections],
             "certificates": [base64.b64encode(c).decode() for c in self.certificates],
             "builtin": self.builtin,
+            "structs": self.structs,
             "blocks": [[n, len(b)] for n, b in blocks],
         }
         return b"".join([f"{FORMAT} {FORMAT_VERSION}\n".encode(),
@@ -390,6 +415,7 @@ class Profile:
                 machine=head.get("machine", "x86_64"),
                 sections=[tuple(s) for s in head.get("sections", [])],
                 source=head.get("source", {}),
+                structs=head.get("structs", {}),
                 path=path,
             )
         except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:

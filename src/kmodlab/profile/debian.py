@@ -27,7 +27,7 @@ WANTED_BOOT = re.compile(r"^boot/(vmlinuz|config)-(.+)$")
 WANTED_MODDIR = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/(modules\.builtin(?:\.modinfo)?)$")
 KO = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/kernel/.*\.ko(\.xz|\.zst|\.gz)?$")
 VERMAGIC = re.compile(rb"(?:^|\0)vermagic=([^\0]*)\0")
-RELEASE = re.compile(r"^(\d+\.\d+(?:\.\d+)?-\d+)-(.+)$")     # 6.1.0-56 + amd64
+RELEASE = re.compile(r"^(\d+\.\d+(?:\.\d+)?(?:-\d+|\+deb\d+))-(.+)$")   # 6.1.0-56 | 6.12.118+deb13, + amd64
 MAX_COMPRESSED_KO = 100                                       # vermagic samples of .ko.xz etc.
 
 
@@ -190,6 +190,33 @@ def builtin_names(text: str) -> list[str]:
     return out
 
 
+# What the sandbox kernel reads of the target kernel's struct layouts (from vmlinux's BTF): one
+# list for every release; what a release lacks is recorded as None (profile.structs).
+STRUCTS_WANTED = {
+    "module": ["state", "name", "syms", "num_syms", "kp", "num_kp", "init", "exit", "taints",
+               "args", "percpu", "percpu_size", "refcnt", "kallsyms", "core_kallsyms",
+               "core_layout", "init_layout", "mem",
+               *[f"mem[{t}].{f}" for t in range(7) for f in ("base", "size")]],
+    "module_layout": ["base", "size", "text_size", "ro_size", "ro_after_init_size"],
+    "module_memory": ["base", "size"],
+    "kernel_param": ["name", "mod", "ops", "perm", "level", "flags"],
+    "kernel_symbol": ["value_offset", "name_offset", "namespace_offset"],
+    "mod_kallsyms": ["symtab", "num_symtab", "strtab", "typetab"],
+    "modversion_info": ["crc", "name"],
+    "enum mod_mem_type": [],
+    "enum module_state": [],
+}
+
+
+def struct_layouts(vmlinux_elf: bytes) -> dict:
+    """profile.structs from the kernel's own BTF (vmlinux's .BTF section); {} without BTF."""
+    from .btf import Btf, btf_section, extract_layouts
+    raw = btf_section(vmlinux_elf)
+    if raw is None:
+        return {}
+    return extract_layouts(Btf.parse(raw), STRUCTS_WANTED)
+
+
 def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profile:
     say = log or (lambda msg: None)
     image_deb, headers_debs = Path(image_deb), [Path(h) for h in headers_debs]
@@ -240,6 +267,10 @@ def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profil
                                      for s in symvers if s.owner != "vmlinux"], module=True)
     sections = [(s.name, s.addr, s.size, vml.kind_of(s.addr)) for s in vml.sections
                 if s.flags & 0x2 and s.size]
+    say("reading BTF")
+    structs = struct_layouts(vml.data)
+    if not structs and config.get("DEBUG_INFO_BTF") == "y":
+        raise DebError("CONFIG_DEBUG_INFO_BTF=y but vmlinux has no .BTF section")
     flavour = RELEASE.match(release)
     distro = "debian"
     return Profile(
@@ -256,6 +287,7 @@ def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profil
         percpu_static_size=vml.percpu_static_size(),
         machine=uts["machine"],
         sections=sections,
+        structs=structs,
         source={"importer": "debian", "image": image_deb.name,
                 "headers": [h.name for h in headers_debs],
                 "flavour": flavour[2] if flavour else ""},
@@ -309,27 +341,129 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
                            f"(or give the .deb files on the command line)") from None
 
 
-_updated = False
+# Debian's kernel releases name their distribution since Debian 13 ("6.12.118+deb13-amd64");
+# Debian 12's are "6.1.0-57-amd64" (its own suite, the machine's).
+SUITES = {"11": "bullseye", "12": "bookworm", "13": "trixie", "14": "forky"}
+DEB_TAG = re.compile(r"\+deb(\d+)")
 
 
-def _apt_show(pkg: str) -> str | None:
-    r = _run(["apt-cache", "show", "--no-all-versions", pkg])
-    if r.returncode != 0 or not r.stdout.strip():
-        return None
-    return r.stdout
+def suite_of(release: str) -> str | None:
+    """The Debian suite that serves ``release`` ("trixie" for 6.12.118+deb13-amd64), or None
+    for a release that does not say (then the machine's own package sources are asked)."""
+    m = DEB_TAG.search(release)
+    return SUITES.get(m[1]) if m else None
 
 
-def _apt_show_updating(pkg: str) -> str:
-    global _updated
-    out = _apt_show(pkg)
-    if out is None and not _updated:
-        _updated = True
-        r = _run(["apt-get", "update"])
+class Apt:
+    """apt-get/apt-cache for one Debian suite.
+
+    The machine's own suite uses its own configuration as it is.  Another suite (trixie on a
+    bookworm machine) gets a private configuration under the cache directory: a sources file
+    derived from the machine's own (same archives and keyring, the suite names changed), its own
+    package lists and archive cache, and no dpkg status — the machine's sources stay as they are.
+    """
+
+    def __init__(self, suite: str | None = None, cache: Path | None = None):
+        self.suite = suite
+        self.root = None
+        self.updated = False
+        if suite is not None and suite not in host_suites():
+            self.root = (cache or cache_dir()).parent / "apt" / suite
+            self._configure()
+
+    def _configure(self) -> None:
+        host = host_sources()
+        if not host:
+            raise KmodlabError("cannot derive a package source for Debian "
+                               f"'{self.suite}': no Debian entry in /etc/apt/sources.list(.d)")
+        base = min(host_suites(), key=len)                   # "bookworm" of bookworm-updates
+        text = re.sub(rf"\b{re.escape(base)}(?=[\s-]|$)", self.suite, host, flags=re.M)
+        for d in ("etc", "lists/partial", "cache/archives/partial"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        src = self.root / "etc" / f"{self.suite}.sources"
+        if not src.exists() or src.read_text() != text:
+            src.write_text(text)
+
+    def options(self) -> list[str]:
+        if self.root is None:
+            return []
+        r = self.root
+        return ["-o", "Dir::Etc::SourceList=/dev/null", "-o", f"Dir::Etc::SourceParts={r}/etc",
+                "-o", f"Dir::State::Lists={r}/lists", "-o", f"Dir::Cache={r}/cache",
+                "-o", "Dir::State::status=/dev/null", "-o", "Debug::NoLocking=1"]
+
+    def run(self, tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return _run([tool, *self.options(), *args], cwd=cwd)
+
+    def show(self, pkg: str) -> str | None:
+        r = self.run("apt-cache", "show", "--no-all-versions", pkg)
+        if r.returncode != 0 or not r.stdout.strip():
+            return None
+        return r.stdout
+
+    def update(self) -> None:
+        self.updated = True
+        r = self.run("apt-get", "update")
         if r.returncode != 0:
             raise KmodlabError(f"apt-get update failed: {r.stderr.strip()[-300:]}")
-        out = _apt_show(pkg)
-    if out is None:
-        raise KmodlabError(f"the package registry does not know {pkg}")
+
+    def show_updating(self, pkg: str) -> str:
+        """apt-cache show, after an apt-get update when the lists do not know ``pkg`` yet (a
+        private configuration's lists are read once per day at most)."""
+        out = self.show(pkg)
+        if out is None and not self.updated:
+            self.update()
+            out = self.show(pkg)
+        if out is None:
+            where = f" (suite {self.suite})" if self.suite else ""
+            raise KmodlabError(f"the package registry does not know {pkg}{where}")
+        return out
+
+    def fresh(self) -> None:
+        """Update a private configuration's lists when they are missing or a day old."""
+        if self.root is None or self.updated:
+            return
+        lists = [p for p in (self.root / "lists").glob("*_Packages*")]
+        import time
+        if not lists or time.time() - min(p.stat().st_mtime for p in lists) > 86400:
+            self.update()
+
+
+def _read_host_sources() -> str:
+    parts = []
+    d = Path("/etc/apt/sources.list.d")
+    for f in sorted(d.glob("*.sources")) if d.is_dir() else []:
+        parts.append(f.read_text(errors="replace"))
+    return "\n\n".join(parts)
+
+
+def host_sources() -> str:
+    """The machine's deb822 stanzas for Debian's own archive (those with 'debian' in their
+    URIs and a Debian suite name), joined; '' when there are none."""
+    keep = []
+    for stanza in re.split(r"\n\s*\n", _read_host_sources()):
+        suites = re.search(r"^Suites:(.*)$", stanza, re.M)
+        uris = re.search(r"^URIs:(.*)$", stanza, re.M)
+        if not suites or not uris or "debian" not in uris[1]:
+            continue
+        if any(s.split("-")[0] in SUITES.values() for s in suites[1].split()):
+            keep.append(stanza.strip())
+    return "\n\n".join(keep) + "\n" if keep else ""
+
+
+def host_suites() -> set[str]:
+    """The machine's own Debian suites ({"bookworm", "bookworm-updates", ...})."""
+    out = set()
+    for m in re.finditer(r"^Suites:(.*)$", host_sources(), re.M):
+        out.update(m[1].split())
+    if not out:
+        try:
+            for line in Path("/etc/apt/sources.list").read_text().splitlines():
+                f = line.split()
+                if len(f) >= 3 and f[0] == "deb":
+                    out.add(f[2] if not f[1].startswith("[") else f[3])
+        except OSError:
+            pass
     return out
 
 
@@ -341,12 +475,15 @@ def _depends(show: str) -> list[str]:
     return []
 
 
-def current_release() -> str:
-    """The release the registry's linux-image-amd64 metapackage points at now."""
-    for dep in _depends(_apt_show_updating("linux-image-amd64")):
-        if dep.startswith("linux-image-") and dep != "linux-image-amd64":
+def current_release(suite: str | None = None, flavour: str = "amd64") -> str:
+    """The release the registry's linux-image-<flavour> metapackage points at now, in the
+    machine's own suite or in ``suite`` ("trixie")."""
+    apt = Apt(suite)
+    apt.fresh()
+    for dep in _depends(apt.show_updating(f"linux-image-{flavour}")):
+        if dep.startswith("linux-image-") and dep != f"linux-image-{flavour}":
             return dep[len("linux-image-"):]
-    raise KmodlabError("cannot tell which kernel linux-image-amd64 depends on")
+    raise KmodlabError(f"cannot tell which kernel linux-image-{flavour} depends on")
 
 
 def _cached(cache: Path, pkg: str) -> Path | None:
@@ -354,42 +491,47 @@ def _cached(cache: Path, pkg: str) -> Path | None:
     return hits[-1] if hits else None
 
 
-def _download(cache: Path, pkg: str) -> Path:
+def _download(apt: Apt, cache: Path, pkg: str) -> Path:
     hit = _cached(cache, pkg)
     if hit is not None:
         return hit
-    _apt_show_updating(pkg)
+    apt.fresh()
+    apt.show_updating(pkg)
     cache.mkdir(parents=True, exist_ok=True)
     print(f"downloading {pkg} into {cache}", file=sys.stderr)
-    r = _run(["apt-get", "download", pkg], cwd=cache)
+    r = apt.run("apt-get", "download", pkg, cwd=cache)
     hit = _cached(cache, pkg)
     if r.returncode != 0 or hit is None:
         raise KmodlabError(f"apt-get download {pkg} failed: {r.stderr.strip()[-300:]}")
     return hit
 
 
-def fetch_packages(release: str | None = None, dest: Path | None = None) -> dict:
+def fetch_packages(release: str | None = None, dest: Path | None = None,
+                   suite: str | None = None) -> dict:
     """Download (or reuse) linux-image-<rel>, linux-headers-<rel> and linux-headers-<abi>-common.
 
-    ``release`` None means the one linux-image-amd64 depends on now.  Returns
+    ``release`` None means the one linux-image-amd64 depends on now (in the machine's suite, or
+    in ``suite``).  A release of another Debian ("6.12.118+deb13-amd64") is fetched from its own
+    suite through a private apt configuration.  Returns
     ``{"release": rel, "image": Path, "headers": [Path, ...], "cache": Path}``."""
     cache = cache_dir(dest)
     if release is None:
-        release = current_release()
+        release = current_release(suite)
     m = RELEASE.match(release)
     if not m:
         raise UsageError(f"'{release}' does not look like a Debian kernel release "
-                         f"(e.g. 6.1.0-56-amd64)")
-    image = _download(cache, f"linux-image-{release}")
-    headers = [_download(cache, f"linux-headers-{release}")]
+                         f"(e.g. 6.1.0-57-amd64 or 6.12.118+deb13-amd64)")
+    apt = Apt(suite_of(release) or suite, cache)
+    image = _download(apt, cache, f"linux-image-{release}")
+    headers = [_download(apt, cache, f"linux-headers-{release}")]
     common = f"linux-headers-{m[1]}-common"
     if _cached(cache, common) is None:
         # the exact name comes from the headers package's Depends when apt knows it
-        show = _apt_show(f"linux-headers-{release}")
+        show = apt.show(f"linux-headers-{release}")
         for dep in _depends(show or ""):
             if dep.startswith("linux-headers-") and dep.endswith("-common"):
                 common = dep
-    headers.append(_download(cache, common))
+    headers.append(_download(apt, cache, common))
     return {"release": release, "image": image, "headers": headers, "cache": cache}
 
 

@@ -32,9 +32,17 @@ def mod_check_sig(ms: bytes, file_len: int, name: str, printk) -> int:
     return 0
 
 
+# Curves crypto/ecdsa.c offers for X.509 keys (ecdsa-nist-p192/p256/p384; p521 since 6.10,
+# where module keys are at most P-384 in Debian).  Anything else: -ENOPKG, "unsupported crypto".
+ECDSA_CURVES = ("secp192r1", "secp256r1", "secp384r1", "secp521r1")
+
+
 def verify_pkcs7_signature(content: bytes, blob: bytes, certificates: list[bytes]) -> int:
     """Verify a detached PKCS#7 SignedData over ``content``: 0, -EBADMSG (malformed),
-    -ENOPKG (unsupported algorithm), -ENOKEY (signer not in the keyring), -EKEYREJECTED (bad)."""
+    -ENOPKG (unsupported algorithm), -ENOKEY (signer not in the keyring), -EKEYREJECTED (bad).
+
+    RSA (PKCS#1 v1.5) and ECDSA (X9.62 DER signature) keys, with the SHA-1/SHA-2 digest the
+    SignerInfo names, as crypto/asymmetric_keys/public_key.c verifies them."""
     from ...lib.signature import parse_pkcs7
     try:
         p7 = parse_pkcs7(blob)
@@ -43,7 +51,7 @@ def verify_pkcs7_signature(content: bytes, blob: bytes, certificates: list[bytes
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
     algos = {"sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
              "sha384": hashes.SHA384, "sha512": hashes.SHA512}
     if p7.digest_algo not in algos:
@@ -55,13 +63,20 @@ def verify_pkcs7_signature(content: bytes, blob: bytes, certificates: list[bytes
         if cert.serial_number != int.from_bytes(p7.serial, "big") or \
                 cert.issuer.public_bytes() != p7.issuer_der:
             continue
+        key, digest = cert.public_key(), algos[p7.digest_algo]()
         try:
-            cert.public_key().verify(p7.signature, content, padding.PKCS1v15(), algos[p7.digest_algo]())
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(p7.signature, content, padding.PKCS1v15(), digest)
+            elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in ECDSA_CURVES:
+                key.verify(p7.signature, content, ec.ECDSA(digest))
+            else:
+                return -ENOPKG
             return 0
         except InvalidSignature:
             return -EKEYREJECTED
-        except UnsupportedAlgorithm:
-            return -ENOPKG
+        except (UnsupportedAlgorithm, ValueError):
+            # a signature blob that is not a DER ECDSA-Sig-Value, or a digest/key mismatch
+            return -EBADMSG if isinstance(key, ec.EllipticCurvePublicKey) else -ENOPKG
     return -ENOKEY
 
 
