@@ -40,7 +40,7 @@ from .kernel.mm import (AddressSpace, Heap, PAGE_SIZE, PERCPU_BASE, PERCPU_MODUL
 from .kernel.module.internal import KernelSymbol, Layout, Module, ParamInfo
 from .kernel.printk import KERN_INFO, KERN_WARNING, LogRecord
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 MAX_KMOD_CONCURRENT = 50            # kernel/kmod.c: usermode modprobes at once (max_modprobes)
 MAX_KMOD_ALL_BUSY_TIMEOUT = 5       # seconds request_module waits for a free slot
 ETIME = 62
@@ -133,6 +133,12 @@ class Machine:
         """The module notifier chain: recorded so users (and tests) can see it run."""
         self.events.append((self.now_ns(), event, mod.name))
 
+    @property
+    def rules(self):
+        """What the profile's release does differently (kernel/module/release.py)."""
+        from .kernel.module.release import rules_for
+        return rules_for(self.profile)
+
     def profile_config_enabled(self, option: str) -> bool:
         return self.profile.enabled(option)
 
@@ -143,8 +149,7 @@ class Machine:
     def symbolize(self, addr: int) -> str | None:
         """'name+0xoff/0xsize [module]' for a module address, 'name+0xoff' for the kernel."""
         for mod in self.modules:
-            if mod.core.base <= addr < mod.core.base + mod.core.size or \
-                    (mod.init_layout.size and mod.init_layout.base <= addr < mod.init_layout.base + mod.init_layout.size):
+            if mod.contains(addr):
                 values, names = self._module_symbol_index(mod)
                 i = bisect.bisect_right(values, addr) - 1
                 if i >= 0:
@@ -160,7 +165,7 @@ class Machine:
         """The module's kallsyms sorted by address (for symbolize), kept while the module's
         table stays the same one (the full table while it initialises, the core copy after)."""
         from .kernel.module.kallsyms import module_symbols
-        key = (id(mod), mod.core.base, mod.init_layout.size, repr(mod.kallsyms))
+        key = (id(mod), mod.core.base, len(mod.mem), repr(mod.kallsyms))
         hit = self._symbol_index.get(mod.name)
         if hit is None or hit[0] != key:
             syms = sorted(((v, n) for v, _t, n in module_symbols(self.mm, mod)),
@@ -269,8 +274,8 @@ class Machine:
                 self._take_back_nested(mod, self.nested_loads[-1])
                 self._restore(saved)
             else:
-                lo, hi = mod.core.base, mod.core.base + mod.core.size
-                self.emu_state = _purge_refs(self.emu_state, lo, hi)
+                for _t, lo, size, _r in mod.mem:
+                    self.emu_state = _purge_refs(self.emu_state, lo, lo + size)
             raise
         finally:
             emu.close()
@@ -342,6 +347,10 @@ class Machine:
             md = dict(md)
             md["core"] = Layout(**md["core"])
             md["init_layout"] = Layout(**md["init_layout"])
+            if "core_region" in md:          # a state written before per-type allocations
+                core, init = md.pop("core_region"), md.pop("init_region")
+                md["mem"] = [["core", md["core"].base, md["core"].size, core]] + (
+                    [["init", md["init_layout"].base, md["init_layout"].size, init]] if init else [])
             md["syms"] = [KernelSymbol(**s) for s in md["syms"]]
             md["params"] = [ParamInfo(**p) for p in md["params"]]
             md["notes"] = {k: dec(v) for k, v in md["notes"].items()}

@@ -100,6 +100,11 @@ class LoadInfo:
     mod_kallsyms_init_off: int = 0
     ndst: int = 0                     # core kallsyms symbol count
     core_strtab_size: int = 0
+    # 6.4+: module_memory sizes and bases by type (None on 6.1, whose layouts are core/init)
+    mem: "list[int] | None" = None
+    mem_base: "list[int] | None" = None
+    kallsyms_core_base: int = 0       # where layout_symtab's core / init offsets count from
+    kallsyms_init_base: int = 0
 
     def get_modinfo(self, tag: str) -> str | None:
         """First ``tag=`` value in .modinfo (kernel get_modinfo), or None."""
@@ -171,8 +176,16 @@ class Module:
     using_gplonly_symbols: bool = False
     sig_ok: bool = False
     filename: str = ""
-    core_region: str = ""             # names of its memory regions in the AddressSpace
-    init_region: str = ""
+    mem: list[list] = field(default_factory=list)   # its allocations: [type, base, size,
+    #                                 region name]; 6.1: "core", "init"; 6.12: "text", "data",
+    #                                 "rodata", "ro_after_init", "init_text", "init_data", …
+
+    def contains(self, addr: int) -> bool:
+        """within_module(): ``addr`` lies in one of the module's allocations."""
+        return any(base <= addr < base + size for _t, base, size, _r in self.mem)
+
+    def init_allocations(self) -> list[list]:
+        return [a for a in self.mem if a[0].startswith("init")]
 
     def module_refcount(self) -> int:
         return self.refcnt - MODULE_REF_BASE

@@ -51,7 +51,7 @@ def add_kallsyms(mm, info: LoadInfo, mod: Module) -> None:
     sym = info.symtab
     symsec, strsec = info.sechdrs[info.index_sym], info.sechdrs[info.index_str]
     types = elf_types(info)
-    init_base, core_base = info.init.base, info.core.base
+    init_base, core_base = info.kallsyms_init_base, info.kallsyms_core_base
     init_typetab = init_base + info.init_typeoffs
     mm.write(symsec.addr, sym.tobytes())
     mm.write(init_base + info.mod_kallsyms_init_off,

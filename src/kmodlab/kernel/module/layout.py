@@ -1,9 +1,18 @@
-"""Section layout as Linux 6.1 computes it on x86-64: layout_sections, layout_symtab, move_module.
+"""Section layout as Linux computes it on x86-64: layout_sections, layout_symtab, move_module.
 
-The kernel keeps each section's placement in ``sh_entsize`` (init placements carry bit 63,
-INIT_OFFSET_MASK) and the sizes in ``core_layout``/``init_layout``; with STRICT_MODULE_RWX every
-boundary is page aligned.  The sizes decide what /proc/modules and lsmod show, so this file must
-reproduce them to the byte (reference §2.9; checked against the real kernel's figures).
+Two generations (the release's Rules.mod_mem says which):
+
+* **6.1** — ``core_layout``/``init_layout``: two allocations; each section's placement lives in
+  ``sh_entsize`` (init placements carry bit 63, INIT_OFFSET_MASK); with STRICT_MODULE_RWX every
+  boundary inside an allocation (text, rodata, ro_after_init, data) is page aligned.
+* **6.4+ (6.12)** — ``struct module_memory mem[7]``: one allocation per type (MOD_TEXT,
+  MOD_DATA, MOD_RODATA, MOD_RO_AFTER_INIT, MOD_INIT_TEXT, MOD_INIT_DATA, MOD_INIT_RODATA); the
+  type sits in the top four bits of ``sh_entsize`` (SH_ENTSIZE_TYPE_SHIFT = 60), the offset
+  below; sizes are not rounded while laying out, each non-empty type is page-aligned when it is
+  allocated, in enum order.
+
+The sizes decide what /proc/modules and lsmod show, so this file must reproduce them to the
+byte (reference §2.9, docs/linux-6.12.md; checked against the real kernels' figures).
 """
 from __future__ import annotations
 
@@ -78,6 +87,13 @@ def _layout_passes(info: LoadInfo, lay: Layout, init: bool) -> None:
             lay.size = strict_align(lay.size)
 
 
+def placed_in_init(info: LoadInfo, sec: elf.Section) -> bool:
+    """Whether layout_sections put ``sec`` in an init allocation (either generation)."""
+    if info.mem is not None:
+        return (sec.entsize >> SH_ENTSIZE_TYPE_SHIFT) in MOD_INIT_TYPES
+    return bool(sec.entsize & INIT_OFFSET_MASK)
+
+
 def core_symbol_mask(info: LoadInfo):
     """Boolean numpy mask over the symtab: index 0 plus every core symbol."""
     import numpy as np
@@ -85,7 +101,7 @@ def core_symbol_mask(info: LoadInfo):
     shnum = info.hdr.shnum
     keep_sec = np.zeros(shnum + 1, dtype=bool)
     for i, s in enumerate(info.sechdrs):
-        keep_sec[i] = bool(s.flags & elf.SHF_ALLOC) and not (s.entsize & INIT_OFFSET_MASK)
+        keep_sec[i] = bool(s.flags & elf.SHF_ALLOC) and not placed_in_init(info, s)
     if info.index_pcpu:
         keep_sec[info.index_pcpu] = True
     keep_sec[0] = False
@@ -168,49 +184,42 @@ def region_name(mm, name: str, kind: str) -> str:
 
 
 def move_module(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: int,
-                name: str, placement: tuple[int, int] | None = None) -> tuple[str, str]:
-    """Allocate core and init, copy every SHF_ALLOC section there, and point ``sh_addr`` at the
-    final address (NOBITS sections only get their address).  Returns the two region names.
+                name: str, placement: tuple[int, int] | None = None) -> list[list]:
+    """6.1: allocate core and init, copy every SHF_ALLOC section there, and point ``sh_addr``
+    at the final address (NOBITS sections only get their address).  Returns the allocations
+    as [type, base, size, region name] ("core", "init").
 
     ``placement`` = (core base, init base) puts the module where another kernel put it (to
     compare its bytes with that kernel's memory); the bases must be free and page aligned."""
     if placement is not None:
-        return _move_to(info, mm, used, name, placement)
-    core_base = module_alloc(used, info.core.size, load_offset)
-    if not core_base:
-        raise LoadError(ENOMEM, "move_module")
-    core_name = region_name(mm, name, "core")
-    core = mm.map(core_name, core_base, info.core.size).data
-    info.core.base = core_base
-    init_name, init = "", None
-    if info.init.size:
-        init_base = module_alloc(used + [(core_base, info.core.size)], info.init.size, load_offset)
-        if not init_base:
-            mm.unmap(core_name)
+        core_base, init_base = placement
+        wanted = [(core_base, info.core.size)] + ([(init_base, info.init.size)] if info.init.size else [])
+        for base, size in wanted:
+            if base % PAGE_SIZE or not MODULES_VADDR <= base < MODULES_END or any(
+                    base < b + page_align(s) and b < base + page_align(size) for b, s in used):
+                raise LoadError(ENOMEM, "move_module", reason=f"cannot place {name} at {base:#x}")
+    else:
+        core_base = module_alloc(used, info.core.size, load_offset)
+        if not core_base:
             raise LoadError(ENOMEM, "move_module")
-        init_name = region_name(mm, name, "init")
-        init = mm.map(init_name, init_base, info.init.size).data
-        info.init.base = init_base
-    _copy_sections(info, core, init)
-    return core_name, init_name
-
-
-def _move_to(info: LoadInfo, mm, used, name: str, placement: tuple[int, int]) -> tuple[str, str]:
-    core_base, init_base = placement
-    wanted = [(core_base, info.core.size)] + ([(init_base, info.init.size)] if info.init.size else [])
-    for base, size in wanted:
-        if base % PAGE_SIZE or not MODULES_VADDR <= base < MODULES_END or any(
-                base < b + page_align(s) and b < base + page_align(size) for b, s in used):
-            raise LoadError(ENOMEM, "move_module", reason=f"cannot place {name} at {base:#x}")
+        init_base = 0
+        if info.init.size:
+            init_base = module_alloc(used + [(core_base, info.core.size)], info.init.size,
+                                     load_offset)
+            if not init_base:
+                raise LoadError(ENOMEM, "move_module")
     info.core.base, info.init.base = core_base, (init_base if info.init.size else 0)
     core_name = region_name(mm, name, "core")
     core = mm.map(core_name, core_base, info.core.size).data
-    init_name, init = "", None
+    allocs = [["core", core_base, info.core.size, core_name]]
+    init = None
     if info.init.size:
         init_name = region_name(mm, name, "init")
         init = mm.map(init_name, init_base, info.init.size).data
+        allocs.append(["init", init_base, info.init.size, init_name])
     _copy_sections(info, core, init)
-    return core_name, init_name
+    info.kallsyms_core_base, info.kallsyms_init_base = info.core.base, info.init.base
+    return allocs
 
 
 def _copy_sections(info: LoadInfo, core: bytearray, init: bytearray | None) -> None:
@@ -224,3 +233,120 @@ def _copy_sections(info: LoadInfo, core: bytearray, init: bytearray | None) -> N
         if s.type != elf.SHT_NOBITS and s.size:
             dst[off:off + s.size] = info.image[s.offset:s.offset + s.size]
         s.addr = base + off
+
+
+# -- 6.4+ (6.12): one allocation per module_memory type ------------------------------------
+
+MOD_TEXT, MOD_DATA, MOD_RODATA, MOD_RO_AFTER_INIT, MOD_INIT_TEXT, MOD_INIT_DATA, \
+    MOD_INIT_RODATA = range(7)
+MOD_MEM_NUM_TYPES = 7
+MOD_INVALID = -1
+MOD_MEM_NAMES = ("text", "data", "rodata", "ro_after_init", "init_text", "init_data",
+                 "init_rodata")
+MOD_INIT_TYPES = (MOD_INIT_TEXT, MOD_INIT_DATA, MOD_INIT_RODATA)
+SH_ENTSIZE_TYPE_SHIFT = 60
+SH_ENTSIZE_OFFSET_MASK = (1 << SH_ENTSIZE_TYPE_SHIFT) - 1
+# the five passes' types: text, rodata, ro_after_init, data, rest (init has no ro_after_init)
+_CORE_TYPES = (MOD_TEXT, MOD_RODATA, MOD_RO_AFTER_INIT, MOD_DATA, MOD_DATA)
+_INIT_TYPES = (MOD_INIT_TEXT, MOD_INIT_RODATA, MOD_INVALID, MOD_INIT_DATA, MOD_INIT_DATA)
+
+
+def module_get_offset_and_type(info: LoadInfo, mtype: int, sec: elf.Section) -> int:
+    """Append ``sec`` to type ``mtype`` (aligned); its placement: offset | type << 60."""
+    off = align(info.mem[mtype], sec.addralign or 1)
+    info.mem[mtype] = off + sec.size
+    return off | (mtype << SH_ENTSIZE_TYPE_SHIFT)
+
+
+def layout_sections_mem(info: LoadInfo) -> None:
+    """The five passes per type, core sections first, then the ``.init*`` ones; no rounding."""
+    info.mem = [0] * MOD_MEM_NUM_TYPES
+    for s in info.sechdrs:
+        s.entsize = UNASSIGNED
+    for init, types in ((False, _CORE_TYPES), (True, _INIT_TYPES)):
+        for (need, forbid), mtype in zip(_MASKS, types):
+            for s in info.sechdrs:
+                if (s.flags & need) != need or s.flags & forbid or s.entsize != UNASSIGNED \
+                        or module_init_layout_section(s.name) != init:
+                    continue
+                if mtype == MOD_INVALID:      # an init section marked ro_after_init: WARN, skip
+                    continue
+                s.entsize = module_get_offset_and_type(info, mtype, s)
+
+
+def layout_symtab_mem(info: LoadInfo) -> None:
+    """The full symtab and strtab (plus struct mod_kallsyms and the type table) go to
+    MOD_INIT_DATA, the core kallsyms copy to the end of MOD_DATA."""
+    symsect = info.sechdrs[info.index_sym]
+    strsect = info.sechdrs[info.index_str]
+    symsect.flags |= elf.SHF_ALLOC
+    symsect.entsize = module_get_offset_and_type(info, MOD_INIT_DATA, symsect)
+    nsrc = len(info.symtab)
+    mask = core_symbol_mask(info)
+    ndst = int(mask.sum())
+    strtab_size = int((strlens(info.strtab, info.symtab["st_name"][mask]) + 1).sum())
+    info.ndst, info.core_strtab_size = ndst, strtab_size
+    mem = info.mem
+    info.symoffs = align(mem[MOD_DATA], symsect.addralign or 1)
+    info.stroffs = mem[MOD_DATA] = info.symoffs + ndst * SYM_SIZE
+    mem[MOD_DATA] += strtab_size
+    info.core_typeoffs = mem[MOD_DATA]
+    mem[MOD_DATA] += ndst
+
+    strsect.flags |= elf.SHF_ALLOC
+    strsect.entsize = module_get_offset_and_type(info, MOD_INIT_DATA, strsect)
+    mem[MOD_INIT_DATA] = align(mem[MOD_INIT_DATA], MOD_KALLSYMS_ALIGN)
+    info.mod_kallsyms_init_off = mem[MOD_INIT_DATA]
+    mem[MOD_INIT_DATA] += MOD_KALLSYMS_SIZE
+    info.init_typeoffs = mem[MOD_INIT_DATA]
+    mem[MOD_INIT_DATA] += nsrc
+
+
+def move_module_mem(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: int,
+                    name: str, placement: dict | None = None) -> list[list]:
+    """module_memory_alloc for every non-empty type in enum order (each PAGE_ALIGNed, each its
+    own vmalloc area from the module range), then copy the sections and point ``sh_addr`` at
+    them.  Returns the allocations as [type name, base, size, region name].
+
+    ``placement`` = {type name: base} puts each allocation where another kernel put it."""
+    allocs: list[list] = []
+    bases = [0] * MOD_MEM_NUM_TYPES
+    taken = list(used)
+    try:
+        for t in range(MOD_MEM_NUM_TYPES):
+            if not info.mem[t]:
+                continue
+            size = info.mem[t] = page_align(info.mem[t])
+            if placement is not None:
+                base = placement.get(MOD_MEM_NAMES[t], 0)
+                if base % PAGE_SIZE or not MODULES_VADDR <= base < MODULES_END or any(
+                        base < b + page_align(sz) and b < base + size for b, sz in taken):
+                    raise LoadError(ENOMEM, "move_module",
+                                    reason=f"cannot place {name}'s {MOD_MEM_NAMES[t]} at {base:#x}")
+            else:
+                base = module_alloc(taken, size, load_offset)
+                if not base:
+                    raise LoadError(ENOMEM, "move_module")
+            region = region_name(mm, name, MOD_MEM_NAMES[t])
+            mm.map(region, base, size)
+            allocs.append([MOD_MEM_NAMES[t], base, size, region])
+            taken.append((base, size))
+            bases[t] = base
+    except LoadError:
+        for a in allocs:
+            mm.unmap(a[3])
+        raise
+    info.mem_base = bases
+    for s in info.sechdrs:
+        if not s.flags & elf.SHF_ALLOC:
+            continue
+        t, off = s.entsize >> SH_ENTSIZE_TYPE_SHIFT, s.entsize & SH_ENTSIZE_OFFSET_MASK
+        if s.type != elf.SHT_NOBITS and s.size:
+            mm.write(bases[t] + off, info.image[s.offset:s.offset + s.size])
+        s.addr = bases[t] + off
+    info.kallsyms_core_base, info.kallsyms_init_base = bases[MOD_DATA], bases[MOD_INIT_DATA]
+    core = sum(info.mem[t] for t in range(MOD_INIT_TEXT))
+    init = sum(info.mem[t] for t in MOD_INIT_TYPES)
+    info.core = Layout(base=bases[MOD_TEXT], size=core)
+    info.init = Layout(base=next((bases[t] for t in MOD_INIT_TYPES if bases[t]), 0), size=init)
+    return allocs

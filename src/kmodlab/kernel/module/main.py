@@ -1,4 +1,7 @@
-"""load_module and delete_module: Linux 6.1's kernel/module/main.c, one named function per step.
+"""load_module and delete_module: Linux's kernel/module/main.c, one named function per step.
+
+The steps are 6.1's; where 6.12 does a step otherwise, the step asks the release's
+:class:`~.release.Rules` (``m.rules``) — release.py is the one table of what differs.
 
 Read :func:`load_module` from top to bottom: it is the seed's list, in the kernel's order, and
 each line says why the step runs there.  Every step takes the machine ``m`` (the kernel's global
@@ -19,7 +22,7 @@ from ..mm import (MODULES_END, MODULES_VADDR, PAGE_SIZE, PERCPU_MODULE_RESERVE,
                   PERCPU_STATIC_SIZE, align)
 from ..printk import KERN_ERR, KERN_INFO, KERN_NOTICE, KERN_WARNING
 from . import kallsyms, layout, version
-from .elf_validity import elf_validity_check
+from .elf_validity import elf_validity_cache_copy, elf_validity_check
 from .internal import (KernelSymbol, Layout, LoadError, LoadInfo, Module, MODULE_NAME_LEN,
                        MODULE_INIT_COMPRESSED_FILE, MODULE_INIT_IGNORE_MODVERSIONS,
                        MODULE_INIT_IGNORE_VERMAGIC, MODULE_REF_BASE, MODULE_STATE_COMING,
@@ -91,7 +94,8 @@ def check_finit_flags(flags: int) -> None:
 # load_module's steps
 
 def setup_load_info(m, info: LoadInfo, flags: int) -> None:
-    """Cache the indices of .modinfo, the symtab, this_module, __versions and the percpu section."""
+    """6.1: cache the indices of .modinfo, the symtab, this_module, __versions and the percpu
+    section (6.4+ finds the first three in elf_validity_cache_copy)."""
     secs = info.sechdrs
     info.index_info = elf.find_section(secs, ".modinfo", elf.SHF_ALLOC)
     if info.index_info:
@@ -109,6 +113,13 @@ def setup_load_info(m, info: LoadInfo, flags: int) -> None:
     if not info.index_mod:
         raise LoadError(ENOEXEC, "setup_load_info", f"{who}: No module found in object",
                         level=KERN_WARNING)
+    cache_load_info(info, flags)
+
+
+def cache_load_info(info: LoadInfo, flags: int) -> None:
+    """The rest of setup_load_info, the same in every release: the name from struct module
+    when .modinfo has none, __versions (unless ignored), the percpu section, the strtab."""
+    secs = info.sechdrs
     if not info.name:
         info.name = this_module_name(info)
     info.index_vers = 0 if flags & MODULE_INIT_IGNORE_MODVERSIONS else \
@@ -144,7 +155,8 @@ def rewrite_section_headers(info: LoadInfo) -> None:
 
 
 def check_modinfo(m, info: LoadInfo, mod: Module, flags: int) -> None:
-    """vermagic, then the out-of-tree, retpoline, staging, licence and test taints."""
+    """vermagic and livepatch support; on 6.1 then the taints (6.4+ applies them only once the
+    name proved unique: module_augment_kernel_taints)."""
     modmagic = None if flags & MODULE_INIT_IGNORE_VERMAGIC else info.get_modinfo("vermagic")
     if modmagic is None:
         if not version.try_to_force_load(m, mod, "bad vermagic"):
@@ -155,6 +167,12 @@ def check_modinfo(m, info: LoadInfo, mod: Module, flags: int) -> None:
     if info.get_modinfo("livepatch") is not None and not m.profile_config_enabled("LIVEPATCH"):
         raise LoadError(ENOEXEC, "check_modinfo",
                         f"{mod.name}: module is marked as livepatch module, but livepatch support is disabled")
+    if not m.rules.late_taints:
+        modinfo_taints(m, info, mod)
+
+
+def modinfo_taints(m, info: LoadInfo, mod: Module) -> None:
+    """The out-of-tree, retpoline, staging, livepatch, licence and test checks."""
     if info.get_modinfo("intree") is None:
         if not m.taint & (1 << TAINT_OOT_MODULE):
             m.printk(KERN_WARNING, f"{mod.name}: loading out-of-tree module taints kernel.")
@@ -167,14 +185,45 @@ def check_modinfo(m, info: LoadInfo, mod: Module, flags: int) -> None:
                  "unknown, you have been warned.")
     if info.get_modinfo("livepatch") is not None:
         from .internal import TAINT_LIVEPATCH
-        if not m.taint & (1 << TAINT_LIVEPATCH):
-            m.printk(KERN_WARNING, f"{mod.name}: tainting kernel with TAINT_LIVEPATCH")
-        add_taint_module(m, mod, TAINT_LIVEPATCH)
+        if m.rules.late_taints:
+            add_taint_module(m, mod, TAINT_LIVEPATCH)
+            m.printk_once("module:livepatch", KERN_NOTICE,
+                          f"{mod.name}: tainting kernel with TAINT_LIVEPATCH")
+        else:
+            if not m.taint & (1 << TAINT_LIVEPATCH):
+                m.printk(KERN_WARNING, f"{mod.name}: tainting kernel with TAINT_LIVEPATCH")
+            add_taint_module(m, mod, TAINT_LIVEPATCH)
     set_license(m, mod, info.get_modinfo("license"))
     if info.get_modinfo("test") is not None:
         if not m.taint & (1 << TAINT_TEST):
             m.printk(KERN_WARNING, f"{mod.name}: loading test module taints kernel.")
         add_taint_module(m, mod, TAINT_TEST)
+
+
+def module_augment_kernel_taints(m, info: LoadInfo, mod: Module) -> None:
+    """After add_unformed_module: 6.4+ applies every modinfo taint here, then (all releases)
+    E for an unverified signature; 6.4+ also the licence special names."""
+    if m.rules.late_taints:
+        modinfo_taints(m, info, mod)
+    mod.sig_ok = info.sig_ok
+    if not mod.sig_ok:
+        m.printk_once("module_sig:unsigned", KERN_NOTICE,
+                      f"{mod.name}: module verification failed: signature and/or required key "
+                      "missing - tainting kernel")
+        add_taint_module(m, mod, TAINT_UNSIGNED_MODULE)
+    if m.rules.late_taints:
+        license_special_names(m, mod)
+
+
+def license_special_names(m, mod: Module) -> None:
+    """ndiswrapper taints the kernel only; driverloader and lve the module too."""
+    prev = m.taint & (1 << TAINT_PROPRIETARY_MODULE)
+    if mod.name == "ndiswrapper":
+        m.add_taint(TAINT_PROPRIETARY_MODULE, unreliable=True)
+    if mod.name in ("driverloader", "lve"):
+        add_taint_module(m, mod, TAINT_PROPRIETARY_MODULE, unreliable=True)
+    if not prev and m.taint & (1 << TAINT_PROPRIETARY_MODULE):
+        m.printk(KERN_WARNING, f"{mod.name}: module license taints kernel.")
 
 
 def add_taint_module(m, mod: Module, bit: int, unreliable: bool = False) -> None:
@@ -202,8 +251,9 @@ def module_enforce_rwx_sections(info: LoadInfo, mod: Module) -> None:
 
 
 def layout_and_allocate(m, info: LoadInfo, mod: Module, flags: int, placement=None) -> None:
-    """Check modinfo, mark sections, compute the layout and move the sections to their home."""
-    check_modinfo(m, info, mod, flags)
+    """(6.1: check modinfo,) mark sections, compute the layout and move the sections home."""
+    if not m.rules.early_mod_check:
+        check_modinfo(m, info, mod, flags)
     module_enforce_rwx_sections(info, mod)
     info.sechdrs[info.index_pcpu].flags &= ~elf.SHF_ALLOC
     for name in (".data..ro_after_init", "__jump_table"):
@@ -212,25 +262,42 @@ def layout_and_allocate(m, info: LoadInfo, mod: Module, flags: int, placement=No
             info.sechdrs[ndx].flags |= elf.SHF_RO_AFTER_INIT
     info.core, info.init = Layout(), Layout()
     info.symtab = elf.symbols(info.image, info.sechdrs[info.index_sym])
-    layout.layout_sections(info)
-    layout.layout_symtab(info)
     used = [(r.base, len(r.data)) for r in m.mm.regions.values()
             if MODULES_VADDR <= r.base < MODULES_END]
-    mod.core_region, mod.init_region = layout.move_module(info, m.mm, used, m.module_load_offset,
-                                                          mod.name, placement)
+    if m.rules.mod_mem:
+        layout.layout_sections_mem(info)
+        layout.layout_symtab_mem(info)
+        mod.mem = layout.move_module_mem(info, m.mm, used, m.module_load_offset, mod.name,
+                                         placement)
+    else:
+        layout.layout_sections(info)
+        layout.layout_symtab(info)
+        mod.mem = layout.move_module(info, m.mm, used, m.module_load_offset, mod.name, placement)
     mod.core = info.core
     mod.init_layout = info.init
     mod.module_addr = info.sechdrs[info.index_mod].addr
 
 
-def add_unformed_module(m, mod: Module) -> None:
-    """Reserve the name: a LIVE module of that name → -EEXIST, one coming or going → -EBUSY."""
-    old = m.find_module(mod.name, include_unformed=True)
+def module_patient_check_exists(m, name: str, step: str) -> None:
+    """A module of that name in the list: LIVE → -EEXIST, coming, going or unformed → -EBUSY
+    (the kernel waits for a COMING/UNFORMED one to settle; the sandbox runs one load at a
+    time, so there is nothing to wait for)."""
+    old = m.find_module(name, include_unformed=True)
     if old is not None:
         if old.state == MODULE_STATE_LIVE:
-            raise LoadError(EEXIST, "add_unformed_module", reason=f"module {mod.name} is already loaded")
-        raise LoadError(EBUSY, "add_unformed_module",
-                        reason=f"module {mod.name} is being loaded or removed")
+            raise LoadError(EEXIST, step, reason=f"module {name} is already loaded")
+        raise LoadError(EBUSY, step, reason=f"module {name} is being loaded or removed")
+
+
+def early_mod_check(m, info: LoadInfo, mod: Module, flags: int) -> None:
+    """6.4+: vermagic (check_modinfo) and a first duplicate check, before any allocation."""
+    check_modinfo(m, info, mod, flags)
+    module_patient_check_exists(m, mod.name, "early_mod_check")
+
+
+def add_unformed_module(m, mod: Module) -> None:
+    """Reserve the name: a LIVE module of that name → -EEXIST, one coming or going → -EBUSY."""
+    module_patient_check_exists(m, mod.name, "add_unformed_module")
     mod.state = MODULE_STATE_UNFORMED
     m.modules.insert(0, mod)
 
@@ -286,13 +353,10 @@ def find_module_sections(m, info: LoadInfo, mod: Module) -> ModSections:
 
 
 def check_module_license_and_versions(m, info: LoadInfo, mod: Module, ms: ModSections) -> None:
-    prev = m.taint & (1 << TAINT_PROPRIETARY_MODULE)
-    if mod.name == "ndiswrapper":
-        m.add_taint(TAINT_PROPRIETARY_MODULE, unreliable=True)
-    if mod.name in ("driverloader", "lve"):
-        add_taint_module(m, mod, TAINT_PROPRIETARY_MODULE, unreliable=True)
-    if not prev and m.taint & (1 << TAINT_PROPRIETARY_MODULE):
-        m.printk(KERN_WARNING, f"{mod.name}: module license taints kernel.")
+    """6.1: the licence special names, then exports without CRCs (6.4+: only the latter,
+    check_export_symbol_versions; the names moved to module_augment_kernel_taints)."""
+    if not m.rules.late_taints:
+        license_special_names(m, mod)
     nsyms = info.sechdrs[ms.syms].size // KERNEL_SYMBOL.size if ms.syms else 0
     ngpl = info.sechdrs[ms.gpl_syms].size // KERNEL_SYMBOL.size if ms.gpl_syms else 0
     if (nsyms and not ms.crcs) or (ngpl and not ms.gpl_crcs):
@@ -618,8 +682,9 @@ def do_init_module(m, mod: Module, result: LoadResult, trace: bool = False) -> i
     mod.state = MODULE_STATE_LIVE
     m.notify("LIVE", mod)
     mod.refcnt -= 1                         # module_put of the init reference
-    m.mm.unmap(mod.init_region)
-    mod.init_region = ""
+    for a in mod.init_allocations():
+        m.mm.unmap(a[3])
+    mod.mem = [a for a in mod.mem if not a[0].startswith("init")]
     mod.kallsyms.pop("init", None)             # kallsyms switches to the core copy
     mod.init_layout = Layout()
     mod.sections = {k: v for k, v in mod.sections.items()}   # sysfs keeps stale .init.* entries
@@ -645,9 +710,14 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         module_sig_check(m, info, flags)          # first: needs only the length, trims it
         step("module_sig_check", sig_ok=info.sig_ok, file_len=len(image), elf_len=info.len,
              mangled=bool(flags & (MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC)))
-        elf_validity_check(info)                  # ELF structure, before any section is trusted
-        step("elf_validity_check", sections=len(info.sechdrs), shoff=info.hdr.shoff)
-        setup_load_info(m, info, flags)           # cache the interesting sections, find a name
+        if m.rules.elf_validity_cache:            # 6.4+: checks and section cache in one pass
+            elf_validity_cache_copy(info, m.rules.sizeof_module)
+            step("elf_validity_cache_copy", sections=len(info.sechdrs), shoff=info.hdr.shoff)
+            cache_load_info(info, flags)
+        else:
+            elf_validity_check(info)              # ELF structure, before any section is trusted
+            step("elf_validity_check", sections=len(info.sechdrs), shoff=info.hdr.shoff)
+            setup_load_info(m, info, flags)       # cache the interesting sections, find a name
         result.name = info.name
         step("setup_load_info", name=info.name, symtab=info.index_sym, this_module=info.index_mod,
              versions=len(info.versions), percpu=info.index_pcpu,
@@ -659,7 +729,9 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         version.check_modstruct_version(m, info, mod)   # module_layout CRC, before using mod
         step("check_modstruct_version", kernel_crc=m.profile.exports["module_layout"].crc,
              module_crc=next((c for c, n in info.versions if n == "module_layout"), None))
-        layout_and_allocate(m, info, mod, flags, placement)  # vermagic, taints, layout, move
+        if m.rules.early_mod_check:
+            early_mod_check(m, info, mod, flags)  # 6.4+: vermagic, name not taken, no memory yet
+        layout_and_allocate(m, info, mod, flags, placement)  # (6.1: vermagic, taints,) layout, move
         undo.push(free_memory, m, mod)
         result.coresize, result.initsize = info.core.size, info.init.size
         step("layout_and_allocate", vermagic=info.get_modinfo("vermagic"),
@@ -668,12 +740,7 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
                                           if s.flags & elf.SHF_ALLOC])
         add_unformed_module(m, mod)               # name reserved in the list (UNFORMED)
         undo.push(unlink_module, m, mod)
-        mod.sig_ok = info.sig_ok
-        if not mod.sig_ok:
-            m.printk_once("module_sig:unsigned", KERN_NOTICE,
-                          f"{mod.name}: module verification failed: signature and/or required key "
-                          "missing - tainting kernel")
-            add_taint_module(m, mod, TAINT_UNSIGNED_MODULE)
+        module_augment_kernel_taints(m, info, mod)  # E (6.4+: every modinfo taint) once unique
         percpu_modalloc(m, info, mod)             # once we are unique
         undo.push(free_percpu, m, mod)
         module_unload_init(mod)
@@ -719,8 +786,9 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
 # undo actions -------------------------------------------------------------------------------
 
 def free_memory(m, mod: Module) -> None:
-    m.mm.unmap(mod.core_region)
-    m.mm.unmap(mod.init_region)
+    for a in mod.mem:
+        m.mm.unmap(a[3])
+    mod.mem = []
 
 
 def unlink_module(m, mod: Module) -> None:
