@@ -132,13 +132,9 @@ class SandboxKernel:
             main.may_init_module(m, self.cred)
             main.check_finit_flags(flags)
             image = kernel_read_file(path)
-            if flags & MODULE_INIT_COMPRESSED_FILE:
-                # Debian 6.1 has no CONFIG_MODULE_DECOMPRESS: module_decompress() refuses.
-                if not m.profile_config_enabled("MODULE_DECOMPRESS"):
-                    raise LoadError(EOPNOTSUPP, "module_decompress",
-                                    reason="this kernel cannot decompress modules (no CONFIG_MODULE_DECOMPRESS)")
-                from .lib.file import decompress
-                image = decompress(image)
+            if flags & MODULE_INIT_COMPRESSED_FILE:    # 6.1 (Debian 12): -EOPNOTSUPP
+                from .kernel.module.decompress import module_decompress
+                image = module_decompress(m.rules.decompress, image)
             return main.load_module(m, image, args, flags, run_init=self.run_init, trace=self.trace,
                                     placement=self.placement)
         return self._syscall(call)
@@ -233,6 +229,8 @@ def read_kernel_file(m: Machine, path: str) -> bytes:
         return f"Linux version {m.profile.release} {m.profile.version}\n".encode()
     if p == "/sys/module/module/parameters/sig_enforce":
         return b"Y\n" if m.sig_enforce else b"N\n"
+    if p == "/sys/module/compression" and m.rules.decompress:
+        return f"{m.rules.decompress}\n".encode()
     parts = p.split("/")
     if len(parts) >= 4 and parts[1:3] == ["sys", "module"]:
         mod = m.find_module(parts[3])
@@ -287,7 +285,8 @@ def write_kernel_file(m: Machine, path: str, data: bytes) -> int:
 def list_kernel_dir(m: Machine, path: str) -> list[str]:
     p = os.path.normpath(path)
     if p == "/sys/module":
-        return [mod.name for mod in m.modules if mod.state != 3] + sorted(sysfs.builtin_sysfs_dirs(m.profile))
+        return [mod.name for mod in m.modules if mod.state != 3] + sorted(sysfs.builtin_sysfs_dirs(m.profile)) \
+            + (["compression"] if m.rules.decompress else [])
     parts = p.split("/")
     if len(parts) >= 4 and parts[1:3] == ["sys", "module"]:
         mod = m.find_module(parts[3])
