@@ -95,3 +95,18 @@ def machine_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("KMODLAB_KERNEL", raising=False)
     monkeypatch.delenv("KMODLAB_PROFILE", raising=False)
     return d
+
+
+@pytest.fixture(scope="session")
+def trixie():
+    """Debian 13's current kernel (whatever release the registry serves now in trixie):
+    (profile, its module tree), imported with the project's own importer into the cache."""
+    from kmodlab.profile import load_profile
+    from kmodlab.profile.debian import cache_dir, extract_module_tree, imported_profile
+    try:
+        path = imported_profile(suite="trixie", out_dir=cache_dir().parent / "profiles")
+        prof = load_profile(str(path))
+        tree = extract_module_tree(prof.release)
+    except Exception as e:                      # offline, or the registry is unreachable
+        pytest.skip(f"Debian 13's kernel is not available: {e}")
+    return prof, tree

@@ -312,6 +312,20 @@ def check_against_symvers(raw, symvers) -> None:
                    " -- are the image and headers packages of the same build?")
 
 
+def imported_profile(release: str | None = None, suite: str | None = None,
+                     out_dir: Path | None = None) -> Path:
+    """The profile file of ``release`` (None: the current one of ``suite``), imported once with
+    this importer into ``out_dir`` (default the user's profile directory) and reused after."""
+    from . import PROFILE_SUFFIX
+    release = release or current_release(suite)
+    out = Path(out_dir) if out_dir is not None else profile_dir()
+    path = out / f"debian-{release}{PROFILE_SUFFIX}"
+    if not path.exists():
+        got = fetch_packages(release, suite=suite)
+        import_debian(got["image"], got["headers"], out)
+    return path
+
+
 def import_debian(image_deb: Path, headers_debs: list[Path], out_dir: Path | None = None,
                   log=None) -> Path:
     prof = build_profile(image_deb, headers_debs, log)
@@ -535,10 +549,11 @@ def fetch_packages(release: str | None = None, dest: Path | None = None,
     return {"release": release, "image": image, "headers": headers, "cache": cache}
 
 
-def extract_module_tree(release: str | None = None, dest: Path | None = None) -> Path:
-    """The kernel's module tree (lib/modules/<release>) from its linux-image package, extracted
-    once into the cache; returns the lib/modules/<release> directory."""
-    got = fetch_packages(release, dest)
+def extract_module_tree(release: str | None = None, dest: Path | None = None,
+                        suite: str | None = None) -> Path:
+    """The kernel's module tree (lib/modules/<release>, from /usr/lib/modules on Debian 13) from
+    its linux-image package, extracted once into the cache; returns that directory."""
+    got = fetch_packages(release, dest, suite)
     release = got["release"]
     root = got["cache"].parent / "trees" / release
     tree = root / "lib" / "modules" / release
@@ -549,6 +564,7 @@ def extract_module_tree(release: str | None = None, dest: Path | None = None) ->
     if tmp.exists():
         shutil.rmtree(tmp)
     for p, _ti, f in iter_deb_files(got["image"]):
+        p = p.removeprefix("usr/")              # Debian 13 ships /usr/lib/modules (merged /usr)
         if not p.startswith(f"lib/modules/{release}/"):
             continue
         out = tmp / p

@@ -1,6 +1,6 @@
 """kmodlab kernel: import, list and show kernel profiles (the sandbox kernel's description).
 
-    kmodlab kernel import [--release REL | --current] [--dest DIR] [--out DIR] [IMAGE.deb HEADERS.deb...]
+    kmodlab kernel import [--release REL | --current [--suite SUITE]] [--dest DIR] [--out DIR] [IMAGE.deb HEADERS.deb...]
     kmodlab kernel list
     kmodlab kernel show [NAME] [--exports] [--config]
 """
@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--release", metavar="REL", help="kernel release to fetch, e.g. 6.1.0-56-amd64")
     g.add_argument("--current", action="store_true",
                    help="fetch the release linux-image-amd64 points at now (the default)")
+    imp.add_argument("--suite", metavar="SUITE",
+                     help="with --current: the Debian suite to ask (e.g. trixie for Debian 13; "
+                          "default the machine's own)")
     imp.add_argument("--dest", metavar="DIR", type=Path,
                      help="where to keep downloaded .debs (default $KMODLAB_CACHE/debs or "
                           "~/.cache/kmodlab/debs)")
@@ -66,11 +69,13 @@ def cmd_import(args) -> int:
     from ..profile import PROFILE_SUFFIX, profile_dir, save_profile
     from ..profile.debian import build_profile, fetch_packages
     if args.debs:
-        if args.release or args.current:
+        if args.release or args.current or args.suite:
             raise UsageError("give either package files or --release/--current, not both")
         image, headers = _split_debs(args.debs)
     else:
-        got = fetch_packages(args.release, args.dest)
+        if args.suite and args.release:
+            raise UsageError("--suite goes with --current (a release names its own suite)")
+        got = fetch_packages(args.release, args.dest, args.suite)
         image, headers = got["image"], got["headers"]
         for f in [image, *headers]:
             print(f"using {f}")
