@@ -179,3 +179,19 @@ def test_compressed_module(machine_dir, tmp_path, kind):
     km("insmod", f, f"who={kind}", check=0)
     assert f"hello: hello, {kind}!" in dmesg_texts()
     km("rmmod", "hello", check=0)
+
+
+def test_global_options_before_or_after_the_command(machine_dir, tmp_path):
+    """--machine, --kernel and --live work where users type them: before the command or after
+    it (kmodlab insmod --live FILE); a bare -- ends them."""
+    other = tmp_path / "other"
+    km("insmod", "--machine", other, EX / "hello.ko", "who=x", check=0)
+    assert "hello" in km("lsmod", "--machine", other, check=0).stdout
+    assert "hello" not in km("lsmod", check=0).stdout              # the default machine
+    assert "hello" in km("--machine", other, "lsmod", check=0).stdout
+    p = km("insmod", "--kernel=no-such-profile", EX / "hello.ko", check=1)
+    assert "unknown kernel profile 'no-such-profile'" in p.stderr
+    p = km("insmod", "--live", EX / "hello.ko")
+    assert p.returncode != 0 and "unrecognized arguments" not in p.stderr
+    p = km("insmod", "--kernel", check=1)
+    assert "option --kernel needs a value" in p.stderr

@@ -56,6 +56,26 @@ def _global_options(argv: list[str]) -> list[str]:
     return args
 
 
+def _global_options_after(args: list[str]) -> list[str]:
+    """The same global options typed after the command (``kmodlab insmod --live FILE``), up to
+    a bare ``--``: taken out and exported; everything else stays in order."""
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            out.extend(args[i:])
+            break
+        opt, eq, _ = a.partition("=")
+        if opt in ("--machine", "--kernel", "--live"):
+            n = 1 if eq or opt == "--live" else 2
+            _global_options(args[i:i + n])
+            i += n
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def run(prog: str, argv: list[str]) -> int:
     from ..errors import KmodlabError
     from .log import log_error
@@ -81,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     base = os.path.basename(argv[0]) if argv else "kmodlab"
     if base in COMMANDS:                        # called through a symlink, as kmod is
-        return run(base, argv[1:])
+        return run(base, _global_options_after(argv[1:]))
     args = _global_options(argv[1:])
     if not args or args[0] in ("-h", "--help", "help"):
         _usage()
@@ -96,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         _usage(sys.stderr)
         return 1
     try:
-        return run(cmd, args[1:])
+        return run(cmd, _global_options_after(args[1:]))
     except Exception as e:                      # a bug of ours: say so, never dump a traceback
         import traceback
         if os.environ.get("KMODLAB_DEBUG"):
