@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,23 @@ def test_global_options_before_or_after_the_command(machine_dir, tmp_path):
     assert p.returncode != 0 and "unrecognized arguments" not in p.stderr
     p = km("insmod", "--kernel", check=1)
     assert "option --kernel needs a value" in p.stderr
+
+
+@pytest.mark.skipif(not shutil.which("insmod"), reason="kmod's insmod is not installed")
+def test_pre_syscall_checks_match_kmods_insmod(machine_dir, tmp_path):
+    """What kmod's insmod refuses before any syscall, kmodlab refuses with the same line and
+    exit code: a missing path (could not load), a directory, files shorter than the longest
+    compression magic (6 bytes), a corrupt xz stream (could not insert)."""
+    import lzma
+    cases = {"missing.ko": None, "dir.ko": "dir", "empty.ko": b"", "three.ko": b"abc",
+             "five.ko": b"\x7fELF\x02", "gz2.ko": b"\x1f\x8b",
+             "trunc.ko.xz": lzma.compress(bytes(range(256)) * 64)[:200]}
+    for name, content in cases.items():
+        path = tmp_path / name
+        if content == "dir":
+            path.mkdir()
+        elif content is not None:
+            path.write_bytes(content)
+        real = subprocess.run([shutil.which("insmod"), str(path)], capture_output=True, text=True)
+        ours = km("insmod", path)
+        assert (ours.returncode, ours.stderr) == (real.returncode, real.stderr), name

@@ -68,10 +68,15 @@ def main(argv: list[str]) -> int:
         log_error("insmod", "--as-user works with the sandbox kernel only")
         return 1
     flags = (MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC) if opts.force else 0
+    try:                                        # kmod_module_new_from_path: stat(2) only
+        os.stat(opts.filename)
+    except OSError as e:
+        log_error("insmod", f"could not load module {opts.filename}: {strerror(e.errno)}")
+        return 1
     try:
         res = insert_module(kernel, opts.filename, args, flags)
-    except ModuleFileError as e:
-        log_error("insmod", f"could not load module {opts.filename}: {strerror(e.errno)}")
+    except ModuleFileError as e:                # kmod_module_insert_module → kmod_file_open
+        log_error("insmod", f"could not insert module {opts.filename}: {mod_strerror(e.errno)}")
         return 1
     if opts.json:
         d = res.details or {}
