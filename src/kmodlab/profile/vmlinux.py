@@ -48,11 +48,12 @@ class RawExport:
 
 
 def decompress_bzimage(image: bytes) -> bytes:
-    """The vmlinux ELF inside a bzImage (XZ payload; zstd and gzip are tried as well)."""
+    """The vmlinux ELF inside a bzImage (XZ payload; zstd, gzip and LZ4 are tried as well)."""
     if image[:4] == elf.ELFMAG:
         return image                                 # already a vmlinux
     candidates = []
-    for magic, kind in ((XZ_MAGIC, "xz"), (ZSTD_MAGIC, "zstd"), (GZIP_MAGIC, "gzip")):
+    for magic, kind in ((XZ_MAGIC, "xz"), (ZSTD_MAGIC, "zstd"), (GZIP_MAGIC, "gzip"),
+                        (b"\x02\x21\x4c\x18", "lz4")):
         pos = image.find(magic)
         if pos >= 0:
             candidates.append((pos, kind))
@@ -60,6 +61,9 @@ def decompress_bzimage(image: bytes) -> bytes:
         try:
             if kind == "xz":
                 out = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(image[pos:])
+            elif kind == "lz4":                     # Debian's cloud kernels
+                from .lz4 import decompress_legacy
+                out = decompress_legacy(image[pos:])
             elif kind == "zstd":
                 import zstandard
                 out = zstandard.ZstdDecompressor().decompressobj().decompress(image[pos:])
@@ -71,7 +75,7 @@ def decompress_bzimage(image: bytes) -> bytes:
         if out[:4] == elf.ELFMAG:
             return out
     raise ImageError("no compressed vmlinux ELF found in the kernel image "
-                     "(expected an XZ, zstd or gzip payload in a bzImage)")
+                     "(expected an XZ, zstd, gzip or LZ4 payload in a bzImage)")
 
 
 class Vmlinux:
