@@ -8,8 +8,13 @@
     scripts/qemu_oracle.py record [--out FILE]     # regenerate tests/data/oracle_<rel>.json
     scripts/qemu_oracle.py mass [--out FILE]       # the whole module tree, real vs sandbox
                                                    # (tests/data/mass_<rel>.json.gz, docs/oracle.md)
+    scripts/qemu_oracle.py mass --real-only        # the real kernel's answers only (no replay):
+                                                   # tests/data/mass_real_<rel>.json.gz
+    scripts/qemu_oracle.py cases [--out FILE]      # the small failure/success cases of
+                                                   # tests/data/oracle_cases_<rel>.json
 
-Options: --release 6.1.0-56-amd64 (or KMODLAB_ORACLE_RELEASE), --timeout SECONDS.
+Options: --release 6.1.0-56-amd64 | 6.12.118+deb13-amd64 (or KMODLAB_ORACLE_RELEASE),
+--timeout SECONDS.
 The guest script sees $OUT (writable, returned), $PYTHON, $PYTHONPATH, $KREL, $MODDIR.
 The harness is kmodlab.oracle.qemu; see its docstring.
 """
@@ -62,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     p_mass = sub.add_parser("mass")
     p_mass.add_argument("--out", type=Path)
     p_mass.add_argument("--no-init", action="store_true", help="sandbox: do not run inits")
+    p_mass.add_argument("--real-only", action="store_true",
+                        help="record the real kernel only (no sandbox replay)")
+    p_mass.add_argument("--only", nargs="*", help="only these modules (and their deps)")
+    p_mass.add_argument("--no-bytes", action="store_true", help="no /proc/kcore dumps")
+    p_cases = sub.add_parser("cases")
+    p_cases.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
 
     try:
@@ -89,11 +100,30 @@ def main(argv: list[str] | None = None) -> int:
             if "cli.json" in r.files:
                 print(r.text("cli.json"))
             return 0
+        if a.cmd == "cases":
+            from kmodlab.oracle import mass
+            rec, r = mass.run_cases(a.release, timeout=a.timeout)
+            out = a.out or ROOT / "tests" / "data" / mass.cases_name(a.release)
+            out.write_text(json.dumps(rec, indent=1) + "\n")
+            for c in rec["cases"]:
+                print(f"{c['ret']:3} {c['errno_name']:12} {c['case']}  {c['log']}")
+            print(f"wrote {out}; VM {r.seconds:.1f}s, guest {r.timings}")
+            return 0
         if a.cmd == "mass":
-            from kmodlab.oracle import mass, massdiff
+            from kmodlab.oracle import mass
             prep = qemu.prepare(a.release)
-            entries = mass.plan(prep.moddir)
-            rec, r = mass.run(entries, timeout=max(a.timeout, 1800), release=a.release)
+            entries = mass.plan(prep.moddir, only=a.only)
+            rec, r = mass.run(entries, timeout=max(a.timeout, 1800), release=a.release,
+                              dump_bytes=not a.no_bytes)
+            if a.real_only:
+                out = a.out or ROOT / "tests" / "data" / mass.real_recording_name(a.release)
+                out.write_bytes(gzip.compress((json.dumps(mass.summarize_real(rec, r.seconds),
+                                                          indent=0) + "\n").encode(), mtime=0))
+                print(mass.render_real(rec))
+                print(f"wrote {out}; VM {r.seconds:.1f}s (guest loads {rec.get('seconds')}s); "
+                      f"core dumps in {r.outdir}/core")
+                return 0
+            from kmodlab.oracle import massdiff
             rep = massdiff.replay(rec, prep.moddir, Path(r.outdir) / "core",
                                   run_init=not a.no_init)
             rep.seconds["vm"] = round(r.seconds, 1)

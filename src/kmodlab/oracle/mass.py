@@ -48,13 +48,14 @@ def plan(moddir: Path, subdirs=SUBDIRS, exclude=EXCLUDE, only: list[str] | None 
     (``.modinfo`` depends=, transitively, deepest first), targets sorted by path."""
     from .. import elf
     from ..emu.sweep import module_paths
+    from .qemu import read_module          # .ko, or .ko.xz (Debian 13) decompressed
     moddir = Path(moddir)
     paths = module_paths(moddir)
     direct: dict[str, list[str]] = {}
 
     def depends(n: str) -> list[str]:
         if n not in direct:
-            info = elf.parse_modinfo(Path(paths[n]).read_bytes())
+            info = elf.parse_modinfo(read_module(paths[n]))
             direct[n] = [d.replace("-", "_") for v in (v for k, v in info if k == "depends")
                          for d in v.split(",") if d]
         return direct[n]
@@ -261,6 +262,193 @@ class InitProbe:
         return out
 
 
+# ---------------------------------------------------------------------------------------------
+# guest: 6.4+ (Debian 13's 6.12): struct module_memory mem[MOD_MEM_NUM_TYPES], read through BTF
+
+class Btf:
+    """Just enough of a BTF reader (/sys/kernel/btf/vmlinux) to find struct members: the types
+    by id, struct/union members as (name, type id, bit offset), enums' values.  (Written for
+    the oracle on its own, stdlib only: it runs in the guest under ``python3 -S``.)"""
+
+    # extra bytes after the 12-byte btf_type, per kind: fixed, per vlen entry
+    _EXTRA = {1: (4, 0), 2: (0, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 7: (0, 0),
+              8: (0, 0), 9: (0, 0), 10: (0, 0), 11: (0, 0), 12: (0, 0), 13: (0, 8),
+              14: (4, 0), 15: (0, 12), 16: (0, 0), 17: (4, 0), 18: (0, 0), 19: (0, 12)}
+
+    def __init__(self, data: bytes):
+        magic, _ver, _fl, hdr_len, type_off, type_len, str_off, str_len = \
+            struct.unpack_from("<HBBIIIII", data, 0)
+        if magic != 0xEB9F:
+            raise ValueError("not BTF")
+        self.strs = data[hdr_len + str_off:hdr_len + str_off + str_len]
+        self.types: list = [None]                  # id 0 is void
+        pos, end = hdr_len + type_off, hdr_len + type_off + type_len
+        while pos < end:
+            name_off, info, size = struct.unpack_from("<III", data, pos)
+            kind, vlen, kflag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
+            fixed, per = self._EXTRA[kind]
+            body = pos + 12
+            self.types.append((kind, name_off, size, kflag, vlen, body))
+            pos = body + fixed + per * vlen
+        self.data = data
+        self._by_name: dict | None = None
+
+    def name(self, off: int) -> str:
+        return self.strs[off:self.strs.index(b"\0", off)].decode()
+
+    def find(self, name: str, kind: int) -> int:
+        if self._by_name is None:
+            self._by_name = {}
+            for i, t in enumerate(self.types[1:], 1):
+                if t[1]:
+                    self._by_name.setdefault((self.name(t[1]), t[0]), i)
+        return self._by_name[(name, kind)]
+
+    def members(self, tid: int) -> dict[str, tuple[int, int]]:
+        """struct/union members: name → (type id, byte offset)."""
+        kind, _n, _size, kflag, vlen, body = self.types[tid]
+        out = {}
+        for i in range(vlen):
+            name_off, typ, off = struct.unpack_from("<III", self.data, body + 12 * i)
+            bits = off & 0xFFFFFF if kflag else off
+            out[self.name(name_off)] = (typ, bits // 8)
+        return out
+
+    def size(self, tid: int) -> int:
+        return self.types[tid][2]
+
+    def resolve(self, tid: int) -> int:
+        """Through typedef/volatile/const/restrict/type tags."""
+        while self.types[tid][0] in (8, 9, 10, 11, 18):
+            tid = self.types[tid][2]
+        return tid
+
+    def array(self, tid: int) -> tuple[int, int]:
+        """(element type id, nelems) of an array type."""
+        body = self.types[tid][5]
+        elem, _idx, n = struct.unpack_from("<III", self.data, body)
+        return elem, n
+
+    def enum(self, name: str) -> dict[str, int]:
+        tid = self.find(name, 6)
+        _k, _n, _s, kflag, vlen, body = self.types[tid]
+        out = {}
+        for i in range(vlen):
+            n, v = struct.unpack_from("<Ii" if kflag else "<II", self.data, body + 8 * i)
+            out[self.name(n)] = v
+        return out
+
+
+MEM_TYPES = ["text", "data", "rodata", "ro_after_init", "init_text", "init_data",
+             "init_rodata"]        # enum mod_mem_type order (MOD_TEXT … MOD_INIT_RODATA)
+
+
+def mem_layout(path: str = "/sys/kernel/btf/vmlinux") -> dict | None:
+    """Offsets in struct module of ``mem[type].base`` / ``.size`` and of ``name`` (from BTF), or
+    None when this kernel has no ``mem[]`` (6.1: core_layout / init_layout)."""
+    try:
+        with open(path, "rb") as f:
+            btf = Btf(f.read())
+        mod = btf.find("module", 4)
+    except (OSError, ValueError, KeyError):
+        return None
+    mm = btf.members(mod)
+    if "mem" not in mm:
+        return None
+    arr, mem_off = mm["mem"]
+    elem, n = btf.array(btf.resolve(arr))
+    elem = btf.resolve(elem)
+    em = btf.members(elem)
+    stride = btf.size(elem)
+    try:
+        enum = btf.enum("mod_mem_type")
+    except KeyError:
+        enum = {}
+    names = {v: k.removeprefix("MOD_").lower() for k, v in enum.items()
+             if k.startswith("MOD_") and k != "MOD_MEM_NUM_TYPES"} or dict(enumerate(MEM_TYPES))
+    types = {}
+    for i in range(n):
+        types[names.get(i, str(i))] = {"base": mem_off + i * stride + em["base"][1],
+                                       "size": mem_off + i * stride + em["size"][1]}
+    return {"mem": mem_off, "stride": stride, "nr": n, "name": mm["name"][1],
+            "struct_module_size": btf.size(mod), "types": types}
+
+
+def read_mem(kcore: "Kcore", layout: dict, modaddr: int) -> dict[str, dict[str, int]]:
+    """{type: {base, size}} of a module's struct module at ``modaddr`` (its
+    .gnu.linkonce.this_module section), read through /proc/kcore."""
+    raw = kcore.read(modaddr, layout["struct_module_size"])
+    return {t: {"base": struct.unpack_from("<Q", raw, o["base"])[0],
+                "size": struct.unpack_from("<I", raw, o["size"])[0]}
+            for t, o in layout["types"].items()}
+
+
+class MemProbe:
+    """6.12's InitProbe: a kprobe on do_init_module(mod) that logs ``mod->mem[t].base/size`` of
+    every memory type while the module is COMING (init_* are zeroed once it is LIVE)."""
+
+    TRACING = "/sys/kernel/tracing"
+
+    def __init__(self, layout: dict):
+        self.layout = layout
+        self.ok = False
+        self.error = ""
+
+    def setup(self) -> None:
+        try:
+            if not os.path.exists(self.TRACING + "/kprobe_events"):
+                os.system(f"mount -t tracefs tracefs {self.TRACING} 2>/dev/null")
+            args = []
+            for i, (t, o) in enumerate(self.layout["types"].items()):
+                args.append(f"b{i}=+{o['base']}(%di):x64 s{i}=+{o['size']}(%di):u32")
+            with open(self.TRACING + "/kprobe_events", "w") as f:
+                f.write(f"p:kmodlab/doinit do_init_module {' '.join(args)} "
+                        f"name=+{self.layout['name']}(%di):string\n")
+            with open(self.TRACING + "/events/kmodlab/doinit/enable", "w") as f:
+                f.write("1\n")
+            with open(self.TRACING + "/trace", "w") as f:
+                f.write("")
+            self.ok = True
+        except OSError as e:
+            self.error = f"{type(e).__name__}: {e}"
+
+    def take(self) -> dict[str, dict[str, dict[str, int]]]:
+        """{name: {type: {base, size}}} logged since the last call."""
+        if not self.ok:
+            return {}
+        types = list(self.layout["types"])
+        out = {}
+        with open(self.TRACING + "/trace") as f:
+            for ln in f:
+                m = re.search(r'name="([^"]*)"', ln)
+                if not m:
+                    continue
+                vals = dict(re.findall(r'\b([bs]\d+)=(0x[0-9a-f]+|\d+)', ln))
+                out[m.group(1)] = {t: {"base": int(vals.get(f"b{i}", "0"), 0),
+                                       "size": int(vals.get(f"s{i}", "0"), 0)}
+                                   for i, t in enumerate(types)}
+        with open(self.TRACING + "/trace", "w") as f:
+            f.write("")
+        return out
+
+
+def module_compression() -> str | None:
+    """/sys/module/compression (CONFIG_MODULE_DECOMPRESS: "xz", "gzip", "zstd"), else None."""
+    v = _r("/sys/module/compression")
+    return None if v is None or v.startswith("<errno") else v.strip()
+
+
+def load_flags(path: str, kernel_compression: str | None) -> int:
+    """finit_module flags as kmod (30+) chooses them: a compressed file whose compression the
+    kernel decompresses itself (/sys/module/compression) goes in with
+    MODULE_INIT_COMPRESSED_FILE (4); an uncompressed .ko with 0."""
+    ext = {".xz": "xz", ".gz": "gzip", ".zst": "zstd"}
+    for suffix, kind in ext.items():
+        if path.endswith(suffix):
+            return 4 if kind == kernel_compression else 0
+    return 0
+
+
 def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True) -> dict:
     from ..live import LiveKernel
     t_start = time.monotonic()
@@ -269,8 +457,29 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
     (out / "core").mkdir(exist_ok=True)
     entries = json.loads(plan_file.read_text())
 
+    layout = mem_layout()        # 6.12: struct module_memory mem[]; None on 6.1
+    compression = module_compression() if layout else None
+
     def dump(name: str, st: dict) -> None:
-        if not dump_bytes or not st:
+        if not st:
+            return
+        if layout:                   # 6.12: each memory type is its own allocation
+            try:
+                st["mem"] = read_mem(kcore, layout, st["sections"][".gnu.linkonce.this_module"])
+            except (OSError, KeyError, TypeError) as e:
+                st["mem_error"] = f"{type(e).__name__}: {e}"
+                return
+            if dump_bytes:
+                for t, m in st["mem"].items():
+                    if m["size"] and not t.startswith("init"):
+                        try:
+                            data = kcore.read(m["base"], m["size"])
+                        except OSError as e:
+                            st.setdefault("dump_errors", {})[t] = str(e)
+                            continue
+                        (out / "core" / f"{name}.{t}.bin").write_bytes(data)
+            return
+        if not dump_bytes:
             return
         base = int(st["proc_modules"].split()[5], 16)
         size = int(st["coresize"])
@@ -285,9 +494,15 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
         st = module_snapshot(name)
         dump(name, st)
         rec["preloaded"].append({"name": name, "state": st})
-    probe = InitProbe()
-    probe.setup(kcore)
-    rec["init_probe"] = {"ok": probe.ok, "error": probe.error, "offsets": probe.offsets}
+    if layout:
+        probe = MemProbe(layout)
+        probe.setup()
+        rec["init_probe"] = {"ok": probe.ok, "error": probe.error, "mem_layout": layout}
+        rec["module_compression"] = compression
+    else:
+        probe = InitProbe()
+        probe.setup(kcore)
+        rec["init_probe"] = {"ok": probe.ok, "error": probe.error, "offsets": probe.offsets}
     numbers = _proc_numbers()
     for kind, lines in numbers.items():
         rec[f"{kind}_at_start"] = lines
@@ -300,11 +515,14 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
         progress.write(f"{e['name']}\n")
         os.fsync(progress.fileno())
         t = time.monotonic()
-        res = k.finit_module(path, "", 0)
+        flags = load_flags(path, compression) if layout else 0
+        res = k.finit_module(path, "", flags)
         dt = time.monotonic() - t
         obs = {"name": e["name"], "path": e["path"], "ret": res.ret, "errno": res.errno,
                "log": res.log, "seconds": round(dt, 4),
                "tainted": int(_r("/proc/sys/kernel/tainted"))}
+        if layout:
+            obs["flags"] = flags
         now = _proc_numbers()
         for kind, lines in now.items():     # device numbers this call took or gave back
             if lines != numbers[kind]:
@@ -318,7 +536,9 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
                               "removed": sorted(bus_devices - now_devices)}
         bus_devices = now_devices
         init = probe.take().get(e["name"])
-        if init:
+        if init and layout:
+            obs["mem_coming"] = init          # every mem[] region while COMING
+        elif init:
             obs["init_layout"] = {"base": init[0], "size": init[1]}
         if res.ret == 0:
             st = module_snapshot(e["name"])
@@ -334,6 +554,121 @@ def guest_main(out: Path, plan_file: Path, moddir: Path, dump_bytes: bool = True
                     "tainted": int(_r("/proc/sys/kernel/tainted"))}
     rec["seconds"] = round(time.monotonic() - t_start, 2)
     (out / "mass.json").write_text(json.dumps(rec, indent=0))
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------
+# guest: the small cases (tests/data/oracle_cases_<release>.json), one fresh VM
+
+SIG_MAGIC = b"~Module signature appended~\n"
+
+
+def flip_signature_byte(image: bytes) -> tuple[bytes, int]:
+    """The image with the last byte of its PKCS#7 signature (the RSA value's last byte,
+    just before struct module_signature) inverted; (new image, offset flipped)."""
+    if not image.endswith(SIG_MAGIC):
+        raise ValueError("not signed")
+    ms = len(image) - len(SIG_MAGIC) - 12          # struct module_signature (12 bytes)
+    sig_len, = struct.unpack_from(">I", image, ms + 8)
+    off = ms - 1                                   # the signature's last byte
+    assert sig_len > 0 and off >= ms - sig_len
+    return image[:off] + bytes([image[off] ^ 0xFF]) + image[off + 1:], off
+
+
+def small_cases(out: Path, moddir: Path, module: str = "crc7") -> dict:
+    """Run the failure and success cases the sandbox's 6.12 path is built against; write
+    ``cases.json`` into ``out``.  Each case: what was done, ret, errno (and its name), the log
+    lines of the call (text) and as dmesg shows them, the taint after."""
+    import errno as _errno
+    import lzma
+    from ..live import LiveKernel
+    k = LiveKernel()
+    kcore = Kcore()
+    layout = mem_layout()
+    paths = {}
+    for d, _s, files in os.walk(moddir / "kernel"):
+        for f in files:
+            paths.setdefault(f.split(".ko")[0].replace("-", "_"), os.path.join(d, f))
+    xz_path = paths[module]
+    xz = open(xz_path, "rb").read()
+    raw = lzma.decompress(xz)
+    tmp = Path("/tmp/kmodlab-cases")
+    tmp.mkdir(exist_ok=True)
+    plain = tmp / f"{module}.ko"
+    plain.write_bytes(raw)
+    trunc = tmp / f"{module}.truncated.ko.xz"
+    trunc.write_bytes(xz[:len(xz) // 2])
+    flipped, flip_off = flip_signature_byte(raw)
+    sig_len, = struct.unpack_from(">I", raw, len(raw) - len(SIG_MAGIC) - 4)
+    unsigned = raw[:len(raw) - len(SIG_MAGIC) - 12 - sig_len]
+    rec = {"release": os.uname().release, "cmdline": _r("/proc/cmdline").strip(),
+           "module_compression": module_compression(),
+           "tainted_at_start": int(_r("/proc/sys/kernel/tainted")),
+           "module": module, "module_path": os.path.relpath(xz_path, moddir),
+           "module_sizes": {"ko.xz": len(xz), "ko": len(raw)},
+           "mem_layout_btf": layout, "cases": []}
+
+    def record(what: str, res, **extra) -> dict:
+        c = {"case": what, "ret": res.ret, "errno": res.errno,
+             "errno_name": _errno.errorcode.get(res.errno, "") if res.errno else "",
+             "log": res.log, "dmesg": res.details.get("dmesg", []),
+             "tainted": int(_r("/proc/sys/kernel/tainted"))}
+        c.update(extra)
+        rec["cases"].append(c)
+        return c
+
+    def state(name: str) -> dict | None:
+        st = module_snapshot(name)
+        if st and layout:
+            st["mem"] = read_mem(kcore, layout, st["sections"][".gnu.linkonce.this_module"])
+        if st:
+            base = f"/sys/module/{name}"
+            st["sysfs_files"] = sorted(os.listdir(base))
+            st["sysfs_tree"] = {d: sorted(os.listdir(f"{base}/{d}"))
+                                for d in st["sysfs_files"] if os.path.isdir(f"{base}/{d}")}
+        return st
+
+    c = record(f"finit_module({module}.ko.xz, flags=MODULE_INIT_COMPRESSED_FILE=4)",
+               k.finit_module(xz_path, "", 4))
+    c["state"] = state(module)
+    record(f"finit_module({module}.ko.xz, flags=4) again (a module loaded twice)",
+           k.finit_module(xz_path, "", 4))
+    record(f"delete_module({module}, O_NONBLOCK)", k.delete_module(module))
+    record(f"delete_module({module}) again (not loaded)", k.delete_module(module))
+    record(f"finit_module({module}.ko.xz, flags=0) (compressed file, no flag 4)",
+           k.finit_module(xz_path, "", 0))
+    c = record(f"finit_module(uncompressed copy {module}.ko, flags=4)",
+               k.finit_module(str(plain), "", 4))
+    if c["ret"] == 0:
+        k.delete_module(module)
+    record(f"finit_module(truncated {module}.ko.xz: its first {len(xz) // 2} of {len(xz)} "
+           f"bytes, flags=4)", k.finit_module(str(trunc), "", 4))
+    record("finit_module(/etc/hostname, flags=0)", k.finit_module("/etc/hostname", "", 0),
+           file=open("/etc/hostname", "rb").read().decode(errors="replace"))
+    record("finit_module(/etc/hostname, flags=4)", k.finit_module("/etc/hostname", "", 4))
+    record(f"finit_module({module}.ko.xz, flags=8) (unknown flag)",
+           k.finit_module(xz_path, "", 8))
+    record(f"init_module(first 10 bytes of {module}.ko)", k.init_module(raw[:10]),
+           image_hex=raw[:10].hex())
+    record("init_module(10 zero bytes)", k.init_module(bytes(10)))
+    record(f"init_module({module}.ko xz-compressed image, i.e. the .ko.xz bytes)",
+           k.init_module(xz))
+    record(f"init_module({module}.ko with the last byte of its signature inverted, at file "
+           f"offset {flip_off} of {len(raw)})", k.init_module(flipped),
+           flipped_offset=flip_off)
+    c = record(f"init_module({module}.ko decompressed, signed)", k.init_module(raw))
+    c["state"] = state(module)
+    record(f"init_module({module}.ko) again", k.init_module(raw))
+    record(f"delete_module({module})", k.delete_module(module))
+    # last: it taints the kernel (E) for the rest of the boot
+    c = record(f"init_module({module}.ko with the signature stripped: unsigned, "
+               f"{len(unsigned)} bytes)", k.init_module(unsigned))
+    c["state"] = state(module)
+    record(f"delete_module({module})", k.delete_module(module))
+    with open("/proc/modules") as f:
+        rec["proc_modules_at_end"] = [ln.rstrip("\n") for ln in f]
+    rec["tainted_at_end"] = int(_r("/proc/sys/kernel/tainted"))
+    (out / "cases.json").write_text(json.dumps(rec, indent=1))
     return rec
 
 
@@ -359,7 +694,25 @@ def run(entries: list[dict], timeout: float = 600, dump_bytes: bool = True, rele
     return r.json("mass.json"), r
 
 
-if __name__ == "__main__":
+CASES_SCRIPT = '"$PYTHON" -S -m kmodlab.oracle.mass cases "$OUT" "$MODDIR"\n'
+
+
+def run_cases(release=None, timeout: float = 120):
+    """Boot once and run :func:`small_cases`; (cases.json as a dict, GuestResult)."""
+    from . import qemu
+    r = qemu.run_in_guest(CASES_SCRIPT, timeout=timeout, release=release, append=APPEND).check()
+    return r.json("cases.json"), r
+
+
+def cases_name(release: str | None = None) -> str:
+    """tests/data file of the small cases: oracle_cases_6.12.118+deb13.json."""
+    from . import qemu
+    return f"oracle_cases_{(release or qemu.DEFAULT_RELEASE).removesuffix('-amd64')}.json"
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["cases"]:
+    small_cases(Path(sys.argv[2]), Path(sys.argv[3]))
+elif __name__ == "__main__":
     a = sys.argv[1:]
     guest_main(Path(a[0]), Path(a[1]), Path(a[2]), dump_bytes="--no-bytes" not in a)
 
@@ -405,3 +758,44 @@ def summarize(rec: dict, rep, vm_seconds: float) -> dict:
                        "bytes": {"totals": d["bytes"]["totals"], "modules": per_module_bytes}},
         "real": rec,
     }
+
+
+def real_recording_name(release: str | None = None) -> str:
+    """tests/data file of a real-only whole-tree run: mass_real_6.12.118+deb13.json.gz."""
+    from . import qemu
+    return f"mass_real_{(release or qemu.DEFAULT_RELEASE).removesuffix('-amd64')}.json.gz"
+
+
+def summarize_real(rec: dict, vm_seconds: float) -> dict:
+    """tests/data recording of the real kernel alone (no sandbox replay yet, no memory dumps)."""
+    return {
+        "about": "Mass-loading run of the real kernel only (kmodlab.oracle.mass): "
+                 + ("every module" if not SUBDIRS else "the modules under kernel/{"
+                    + ",".join(SUBDIRS) + "}") + " of Debian's tree (minus "
+                 + ", ".join(EXCLUDE) + ") loaded with finit_module in dependency order in "
+                 "QEMU (nokaslr). On 6.12 each load passes the flags kmod would "
+                 "(MODULE_INIT_COMPRESSED_FILE for .ko.xz, /sys/module/compression = xz); "
+                 "'mem_coming' is mod->mem[] at do_init_module (kprobe, offsets from BTF), "
+                 "state.mem the same read from struct module through /proc/kcore at LIVE. "
+                 "Regenerate: python3 scripts/qemu_oracle.py --release <rel> mass --real-only",
+        "release": rec["release"],
+        "excluded": EXCLUDE,
+        "vm_seconds": round(vm_seconds, 1),
+        "real": rec,
+    }
+
+
+def render_real(rec: dict) -> str:
+    """A few lines: loads, errno tally, taint, time."""
+    import errno as _errno
+    from collections import Counter
+    loads = rec["loads"]
+    tally = Counter(_errno.errorcode.get(o["errno"], str(o["errno"])) for o in loads if o["ret"])
+    slow = sorted(loads, key=lambda o: -o["seconds"])[:5]
+    return "\n".join([
+        f"release {rec['release']}: {len(loads)} loads, "
+        f"{sum(1 for o in loads if o['ret'] == 0)} loaded; failures: "
+        + ", ".join(f"{n} x {e}" for e, n in tally.most_common()),
+        f"final taint {rec['final']['tainted']}, {len(rec['final']['proc_modules'])} modules "
+        f"in /proc/modules; guest loads {rec.get('seconds')} s",
+        "slowest: " + ", ".join(f"{o['name']} {o['seconds']:.1f}s" for o in slow)])

@@ -1,12 +1,16 @@
-"""Boot Debian's real 6.1 kernel under QEMU (TCG) and run a script in it: the live-path oracle.
+"""Boot Debian's real kernel (6.1 or 6.12) under QEMU (TCG) and run a script in it: the live-path
+oracle.
 
 The recipe is /work/shared/reference/qemu-oracle.md §C, measured there:
 
 1. :func:`prepare` (cached under ``~/.cache/kmodlab/oracle/<release>/``): unpack the
-   ``linux-image-<release>`` .deb (``boot/`` and ``lib/modules/``), extract the ELF ``vmlinux``
-   from the XZ payload of ``vmlinuz`` (booted directly through PVH: ~4 s faster under TCG than
-   the bzImage), and build a busybox initramfs holding the 9p module stack and an ``/init``
-   that mounts the host's ``/`` read-only at ``/host`` plus one writable output share.
+   ``linux-image-<release>`` .deb (``boot/`` and ``lib/modules/``, or ``usr/lib/modules/``
+   from Debian 13 on), extract the ELF ``vmlinux`` from the XZ (6.1) or zstd (6.12) payload of
+   ``vmlinuz`` (booted directly through PVH: ~4 s faster under TCG than the bzImage), and build
+   a busybox initramfs holding the 9p module stack (computed from the tree: the modules among
+   virtio_pci, 9pnet_virtio, 9p and their ``depends=``; .ko.xz decompressed for busybox insmod)
+   and an ``/init`` that mounts the host's ``/`` read-only at ``/host`` plus one writable
+   output share.
 2. :func:`run_in_guest`: write the script into a fresh output directory, boot
    ``qemu-system-x86_64 -accel tcg`` under a timeout, and let ``/init`` run the script inside
    ``chroot /host`` (so the guest's Python is this host's interpreter and sees this tree).
@@ -41,11 +45,14 @@ SRC = Path(__file__).resolve().parents[2]          # …/src, put on the guest's
 REPO = SRC.parent                                   # the checkout, shared on its own: it may
                                                     # live under /tmp, which the guest hides
 
-# The 9p stack in dependency order (modinfo -F depends), loaded by /init.
+# The 9p stack of 6.1 in dependency order (modinfo -F depends), loaded by /init.  Other
+# releases compute theirs from the tree (:func:`ninep_stack`; 6.12 has virtio built in and
+# fscache merged into netfs: netfs 9pnet 9pnet_virtio 9p).
 NINEP_STACK = ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
                "virtio_pci", "netfs", "fscache", "9pnet", "9pnet_virtio", "9p"]
+NINEP_ROOTS = ["virtio_pci", "9pnet_virtio", "9p"]   # what /init needs, if they are modules
 
-INIT = r"""#!/bin/busybox sh
+INIT_TEMPLATE = r"""#!/bin/busybox sh
 # kmodlab oracle /init: load the 9p stack, mount host / read-only at /host and the output
 # share read-write at /host$guest_out, run $guest_script inside chroot /host, power off.
 /bin/busybox --install -s /bin
@@ -74,7 +81,15 @@ echo "=== GUEST-RC=$? uptime=$(cut -d' ' -f1 /proc/uptime)"
 [ -n "$OUTDIR" ] && umount /host$OUTDIR
 sync
 poweroff -f
-""".replace("@STACK@", " ".join(NINEP_STACK))
+"""
+
+
+def init_script(stack: list[str] | None = None) -> str:
+    """/init for a 9p stack (default: 6.1's)."""
+    return INIT_TEMPLATE.replace("@STACK@", " ".join(stack or NINEP_STACK))
+
+
+INIT = init_script()        # 6.1's /init, unchanged
 
 # Runs inside the chroot: the environment the user's script sees, and its rc into guest.rc.
 WRAPPER = """#!/bin/sh
@@ -136,7 +151,7 @@ class Prepared:
 
     @property
     def moddir(self) -> Path:
-        return self.root / "lib" / "modules" / self.release
+        return module_dir(self.root, self.release)
 
     def module(self, name: str) -> Path:
         """Path of an in-tree module by name (crc7 → …/kernel/lib/crc7.ko)."""
@@ -147,6 +162,61 @@ class Prepared:
 
 
 _INDEX: dict[Path, dict[str, Path]] = {}
+
+
+def module_dir(root: Path, release: str) -> Path:
+    """The module tree of an unpacked image package: ``lib/modules/<release>`` (Debian 12) or
+    ``usr/lib/modules/<release>`` (Debian 13, merged /usr)."""
+    usr = root / "usr" / "lib" / "modules" / release
+    return usr if usr.is_dir() else root / "lib" / "modules" / release
+
+
+def read_module(path: Path | str) -> bytes:
+    """A module file's ELF bytes: .ko as is, .ko.xz / .ko.zst / .ko.gz decompressed."""
+    data = Path(path).read_bytes()
+    name = str(path)
+    if name.endswith(".xz"):
+        return lzma.decompress(data)
+    if name.endswith(".gz"):
+        return gzip.decompress(data)
+    if name.endswith(".zst"):
+        import zstandard
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data
+
+
+def ninep_stack(moddir: Path) -> list[str]:
+    """The modules /init must insmod for 9p over virtio-pci, in load order: those of
+    :data:`NINEP_ROOTS` that are modules in this tree, each after its ``.modinfo`` depends=
+    (built-ins, listed in modules.builtin, are not in the tree and need nothing).  6.1 gives
+    :data:`NINEP_STACK` (kept in its recorded order)."""
+    from .. import elf
+    idx = module_index(moddir)
+    deps: dict[str, list[str]] = {}
+
+    def depends(n: str) -> list[str]:
+        if n not in deps:
+            info = elf.parse_modinfo(read_module(idx[n]))
+            deps[n] = [d.replace("-", "_") for k, v in info if k == "depends"
+                       for d in v.split(",") if d]
+        return deps[n]
+
+    order: list[str] = []
+
+    def visit(n: str) -> None:
+        if n in order or n not in idx:
+            return
+        for d in depends(n):
+            visit(d)
+        order.append(n)
+
+    for r in NINEP_ROOTS:
+        visit(r)
+    if "9p" not in order or "9pnet_virtio" not in order:
+        raise OracleError(f"{moddir} has no 9p / 9pnet_virtio modules (this kernel has no 9p)")
+    if set(order) == set(NINEP_STACK):
+        return list(NINEP_STACK)
+    return order
 
 
 def module_index(moddir: Path) -> dict[str, Path]:
@@ -204,7 +274,7 @@ def _deb_data_member(deb: Path) -> tuple[str, bytes]:
 
 
 def _unpack_image(deb: Path, root: Path, release: str) -> None:
-    """Unpack boot/ and lib/modules/<release>/ of the image package into root."""
+    """Unpack boot/ and (usr/)lib/modules/<release>/ of the image package into root."""
     name, data = _deb_data_member(deb)
     mode = {"data.tar.xz": "r:xz", "data.tar.gz": "r:gz", "data.tar": "r:"}.get(name)
     if mode is None and name == "data.tar.zst":
@@ -217,27 +287,45 @@ def _unpack_image(deb: Path, root: Path, release: str) -> None:
     tmp.chmod(0o755)                                 # the guest's unprivileged tests read it
     with tarfile.open(fileobj=io.BytesIO(data), mode=mode) as tar:
         members = [m for m in tar.getmembers()
-                   if m.name.lstrip("./").startswith(("boot/", f"lib/modules/{release}/"))]
+                   if m.name.lstrip("./").startswith(("boot/", f"lib/modules/{release}/",
+                                                      f"usr/lib/modules/{release}/"))]
         tar.extractall(tmp, members=members, filter="tar")
     if root.exists():
         shutil.rmtree(root)
     os.replace(tmp, root)
 
 
+def _unzstd(data: bytes) -> bytes:
+    try:
+        import zstandard
+    except ImportError:
+        zstd = shutil.which("zstd")
+        if not zstd:
+            raise OracleError("a zstd vmlinuz needs python3-zstandard or the zstd tool")
+        # the payload is followed by the bzImage trailer: zstd stops at the frame's end
+        p = subprocess.run([zstd, "-dc", "-q"], input=data, capture_output=True)
+        return p.stdout
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+
+
 def extract_vmlinux(vmlinuz: bytes) -> bytes:
-    """The ELF vmlinux inside a bzImage: the XZ stream after the setup code (booted via PVH)."""
-    magic = b"\xfd7zXZ\x00"
-    pos = vmlinuz.find(magic)
-    while pos >= 0:
-        d = lzma.LZMADecompressor(lzma.FORMAT_XZ)
-        try:
-            out = d.decompress(vmlinuz[pos:])
-            if out[:4] == b"\x7fELF":
-                return out
-        except lzma.LZMAError:
-            pass
-        pos = vmlinuz.find(magic, pos + 1)
-    raise OracleError("no XZ-compressed ELF payload in vmlinuz (not a generic Debian kernel?)")
+    """The ELF vmlinux inside a bzImage: the compressed stream after the setup code (booted via
+    PVH).  XZ (Debian 12's 6.1) or zstd (Debian 13's 6.12, CONFIG_KERNEL_ZSTD)."""
+    formats = ((b"\xfd7zXZ\x00", lambda d: lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(d),
+                lzma.LZMAError),
+               (b"\x28\xb5\x2f\xfd", _unzstd, Exception))
+    for magic, decompress, error in formats:
+        pos = vmlinuz.find(magic)
+        while pos >= 0:
+            try:
+                out = decompress(vmlinuz[pos:])
+                if out[:4] == b"\x7fELF":
+                    return out
+            except error:
+                pass
+            pos = vmlinuz.find(magic, pos + 1)
+    raise OracleError("no XZ- or zstd-compressed ELF payload in vmlinuz "
+                      "(not a generic Debian kernel?)")
 
 
 def _cpio_newc(entries: list[tuple[str, int, bytes, int, int]]) -> bytes:
@@ -260,7 +348,10 @@ def _cpio_newc(entries: list[tuple[str, int, bytes, int, int]]) -> bytes:
     return out.getvalue()
 
 
-def build_initramfs(moddir: Path, busybox: Path) -> bytes:
+def build_initramfs(moddir: Path, busybox: Path, stack: list[str] | None = None) -> bytes:
+    """The busybox initramfs with /init and the 9p stack's modules as /lib/modules/<m>.ko
+    (decompressed: busybox insmod passes the file to init_module as it is)."""
+    stack = stack or NINEP_STACK
     S_IFDIR, S_IFREG, S_IFCHR, S_IFLNK = 0o040000, 0o100000, 0o020000, 0o120000
     entries = [(d, S_IFDIR | 0o755, b"", 0, 0)
                for d in ("bin", "dev", "proc", "sys", "host", "lib", "lib/modules", "tmp", "run")]
@@ -268,12 +359,12 @@ def build_initramfs(moddir: Path, busybox: Path) -> bytes:
                 ("dev/null", S_IFCHR | 0o666, b"", 1, 3),
                 ("bin/busybox", S_IFREG | 0o755, busybox.read_bytes(), 0, 0),
                 ("bin/sh", S_IFLNK | 0o777, b"busybox", 0, 0),
-                ("init", S_IFREG | 0o755, INIT.encode(), 0, 0)]
+                ("init", S_IFREG | 0o755, init_script(stack).encode(), 0, 0)]
     deps = module_index(moddir)
-    for m in NINEP_STACK:
+    for m in stack:
         if m not in deps:
             raise OracleError(f"{m}.ko is not in {moddir} (this kernel has no 9p modules)")
-        entries.append((f"lib/modules/{m}.ko", S_IFREG | 0o644, deps[m].read_bytes(), 0, 0))
+        entries.append((f"lib/modules/{m}.ko", S_IFREG | 0o644, read_module(deps[m]), 0, 0))
     return gzip.compress(_cpio_newc(entries), compresslevel=6, mtime=0)
 
 
@@ -303,10 +394,13 @@ def prepare(release: str | None = None) -> Prepared:
             vmlinuz = (root / "boot" / f"vmlinuz-{release}").read_bytes()
             _atomic_write(vmlinux, extract_vmlinux(vmlinuz))
         busybox = _busybox()
-        key = hashlib.sha256(INIT.encode() + busybox.read_bytes()).hexdigest()[:12]
+        moddir = module_dir(root, release)
+        stack = ninep_stack(moddir)
+        init = init_script(stack)
+        key = hashlib.sha256(init.encode() + busybox.read_bytes()).hexdigest()[:12]
         initrd = base / f"initrd-9p-{key}.cpio.gz"
         if not initrd.exists():
-            _atomic_write(initrd, build_initramfs(root / "lib" / "modules" / release, busybox))
+            _atomic_write(initrd, build_initramfs(moddir, busybox, stack))
     return Prepared(release, root, vmlinux, initrd)
 
 
