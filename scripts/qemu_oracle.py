@@ -10,6 +10,10 @@
                                                    # (tests/data/mass_<rel>.json.gz, docs/oracle.md)
     scripts/qemu_oracle.py mass --real-only        # the real kernel's answers only (no replay):
                                                    # tests/data/mass_real_<rel>.json.gz
+    scripts/qemu_oracle.py replay [--core DIR]     # replay tests/data/mass_real_<rel>.json.gz
+                                                   # through the sandbox (no VM): writes
+                                                   # tests/data/mass_<rel>.json.gz; --core DIR:
+                                                   # that run's dumps, for the byte comparison
     scripts/qemu_oracle.py cases [--out FILE]      # the small failure/success cases of
                                                    # tests/data/oracle_cases_<rel>.json
 
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="record the real kernel only (no sandbox replay)")
     p_mass.add_argument("--only", nargs="*", help="only these modules (and their deps)")
     p_mass.add_argument("--no-bytes", action="store_true", help="no /proc/kcore dumps")
+    p_replay = sub.add_parser("replay")
+    p_replay.add_argument("--recording", type=Path, help="default tests/data/mass_real_<rel>.json.gz")
+    p_replay.add_argument("--core", type=Path, help="the VM run's core/ directory")
+    p_replay.add_argument("--out", type=Path)
     p_cases = sub.add_parser("cases")
     p_cases.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
@@ -109,6 +117,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{c['ret']:3} {c['errno_name']:12} {c['case']}  {c['log']}")
             print(f"wrote {out}; VM {r.seconds:.1f}s, guest {r.timings}")
             return 0
+        if a.cmd == "replay":
+            from kmodlab.oracle import mass, massdiff
+            src = a.recording or ROOT / "tests" / "data" / mass.real_recording_name(a.release)
+            stored = json.loads(gzip.decompress(src.read_bytes()))
+            rec = stored["real"]
+            prep = qemu.prepare(rec["release"])
+            rep = massdiff.replay(rec, prep.moddir, a.core,
+                                  profile=massdiff.profile_for(rec["release"]))
+            rep.seconds["vm"] = stored.get("vm_seconds")
+            out = a.out or ROOT / "tests" / "data" / mass.recording_name(rec["release"])
+            out.write_bytes(gzip.compress((json.dumps(
+                mass.summarize(rec, rep, stored.get("vm_seconds") or 0), indent=0) + "\n"
+            ).encode(), mtime=0))
+            print(massdiff.render(rep))
+            print(f"wrote {out}; sandbox {rep.seconds['sandbox']}s")
+            return 1 if rep.unexplained() or rep.byte_totals()["unexplained"] else 0
         if a.cmd == "mass":
             from kmodlab.oracle import mass
             prep = qemu.prepare(a.release)
@@ -125,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from kmodlab.oracle import massdiff
             rep = massdiff.replay(rec, prep.moddir, Path(r.outdir) / "core",
-                                  run_init=not a.no_init)
+                                  run_init=not a.no_init,
+                                  profile=massdiff.profile_for(a.release))
             rep.seconds["vm"] = round(r.seconds, 1)
             rep.seconds["guest_loads"] = rec.get("seconds")
             out = a.out or ROOT / "tests" / "data" / mass.recording_name(a.release)

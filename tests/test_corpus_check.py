@@ -19,8 +19,7 @@ pytestmark = pytest.mark.corpus
 # suite → name → (errno, why): modules a real kernel of that series refuses for reasons of its own.
 EXPECTED_FAILURES: dict[str | None, dict[str, tuple[int, str]]] = {
     None: {},
-    "trixie": {"core": (22, "c2port's core.ko is named 'core'; 6.12 has a built-in 'core' with "
-                            "a /sys/module directory: mod_sysfs_setup says it is already loaded")},
+    "trixie": {},
 }
 
 

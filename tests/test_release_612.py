@@ -279,3 +279,47 @@ def test_duplicate_refused_before_taints(trixie):
     r = main.load_module(m, bytes(oot), "", 0)
     assert r.ret == -EEXIST and r.step == "early_mod_check"
     assert m.taint == before
+
+
+# -- built-in /sys/module directories --------------------------------------------------------
+
+# Built-in drivers that registered at the oracle's boot (module_add_driver makes their
+# /sys/module directory then): not knowable from the image, so not in the profile.
+BOOT_DRIVER_DIRS = {"6.12": {"8250_mid", "8250_pci", "8250_pericom", "amd64_agp", "atkbd",
+                             "cxl_port", "intel_agp", "iosf_mbi", "pcieportdrv", "platform_pci",
+                             "sis_agp", "via_agp"},
+                    "6.1": set()}
+
+
+def _builtin_dirs_against_boot(prof, release_key):
+    from kmodlab.kernel.module.sysfs import builtin_sysfs_dirs
+    rec = json.loads((ROOT / "tests" / "data" / "sys_module_at_boot.json").read_text())
+    real = set(rec["ls_sys_module"].get(prof.release, ())) - {"compression"}
+    if not real:
+        pytest.skip(f"no boot listing recorded for {prof.release}")
+    loaded = {"9p", "9pnet", "9pnet_virtio", "netfs", "fscache", "virtio", "virtio_ring",
+              "virtio_pci", "virtio_pci_legacy_dev", "virtio_pci_modern_dev"}  # the oracle's /init
+    ours = builtin_sysfs_dirs(prof)
+    assert ours <= real, sorted(ours - real)
+    assert real - ours - loaded == BOOT_DRIVER_DIRS[release_key]
+
+
+def test_builtin_sysfs_dirs_612(oracle612):
+    _, prof, _ = oracle612
+    _builtin_dirs_against_boot(prof, "6.12")
+
+
+def test_builtin_sysfs_dirs_61(profile):
+    if not profile.builtin_sysfs:
+        pytest.skip("the embedded profile predates builtin_sysfs")
+    _builtin_dirs_against_boot(profile, "6.1")
+
+
+def test_c2port_core_loads_as_on_the_real_kernel(trixie):
+    """6.12's modules.builtin.modinfo has 'core.parmtype=' lines (kfence's, whose parameters
+    are named kfence.*): the real kernel has no /sys/module/core and loads c2port's core.ko."""
+    from kmodlab.kernel.module import main
+    prof, tree = trixie
+    m = machine(prof)
+    r = main.load_module(m, ko(tree, "drivers/misc/c2port/core.ko.xz"), "", 0, run_init=False)
+    assert r.ret == 0, r.reason

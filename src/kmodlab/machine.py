@@ -260,6 +260,7 @@ class Machine:
             from .emu.emulator import export_tables
             self._emu_tables = export_tables(self.profile.exports)
         emu = Emulator(self.mm, self.heap, self.profile.exports, printk=self.printk,
+                       profile=self.profile,
                        symbolize=self.symbolize, trace=trace, state=self.emu_state, comm=comm,
                        request_module=self.request_module, modprobe_path=self.modprobe_path,
                        tables=self._emu_tables)

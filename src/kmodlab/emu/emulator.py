@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterator
 
 from ..kernel.mm import (HEAP_BASE, MODULES_VADDR, PAGE_SIZE, PERCPU_BASE, PERCPU_MODULE_RESERVE,
                          PERCPU_STATIC_SIZE, AddressSpace, Heap, page_align)
+from . import layouts as _layouts
 from . import oops as _oops
 from .errors import BudgetExceeded, EmuError, Oops, Unmodelled
 from .registry import DATA, FUNCTIONS, DataModel, Model, load_models
@@ -120,9 +121,17 @@ class Emulator:
                  budget: int = 50_000_000, timeout_s: float = 30.0, trace: bool = False,
                  state: dict | None = None, pid: int = 1, comm: str = "insmod",
                  request_module: Callable[[str, bool], int] | None = None,
-                 modprobe_path: str = "/sbin/modprobe", tables: tuple | None = None):
+                 modprobe_path: str = "/sbin/modprobe", tables: tuple | None = None,
+                 profile: Any = None):
         load_models()
         self.mm, self.heap, self.exports = mm, heap, exports
+        # the running kernel's struct layouts (profile.structs, from its BTF: emu/layouts.py).
+        # Without ``profile``, a machine's own (the owner of a bound ``printk``); without
+        # either, None: the models' own kernel, Debian 6.1 (unit tests on their own exports).
+        if profile is None:
+            profile = getattr(getattr(printk, "__self__", None), "profile", None)
+        self.structs: dict | None = getattr(profile, "structs", None)
+        self._refusals: dict[str, str | None] = {}
         self._printk_cb, self._symbolize_cb = printk, symbolize
         self.budget, self.timeout_s, self.trace = budget, timeout_s, trace
         self.state = state if state is not None else {}
@@ -215,9 +224,14 @@ class Emulator:
         # 4. kernel data exports with models
         data_pages: set[int] = set()
         pending: list[tuple[int, DataModel, str]] = []
+        self._refused_data: dict[str, str] = {}
         for name, dm in DATA.items():
             e = self.exports.get(dm.export or name)
             if e is None:
+                continue
+            why = self.layout_refusal(dm.file)
+            if why is not None:                  # left unmapped: an access is Unmodelled
+                self._refused_data[dm.export or name] = why
                 continue
             if getattr(e, "kind", "") == "percpu":
                 self._pcpu_allowed.append((e.addr, e.addr + dm.size, name))
@@ -490,8 +504,22 @@ class Emulator:
                 return m
         raise Unmodelled(min(names, key=lambda n: (n.startswith("_"), n)), what=self.what)
 
+    def layout_refusal(self, file: str) -> str | None:
+        """Why the models of models/<file>.py refuse on this kernel (a struct layout they
+        assume differs from its BTF's, see emu/layouts.py), or None."""
+        if file not in self._refusals:
+            self._refusals[file] = _layouts.refusal(file, self.structs)
+        return self._refusals[file]
+
+    def _data_name(self, name: str) -> str:
+        why = self._refused_data.get(name) if name else None
+        return f"{name} ({why})" if why else name
+
     def _run_model(self, uc, m: Model, address: int) -> None:
         import unicorn.x86_const as X
+        why = self.layout_refusal(m.file)
+        if why is not None:
+            raise Unmodelled(f"{m.name} ({why})", what=self.what)
         rsp = uc.reg_read(X.UC_X86_REG_RSP)
         caller = self.read_u(rsp, 8)
         self._model_addr, self._model_sp, self._model_name = address, rsp, m.name
@@ -542,8 +570,8 @@ class Emulator:
         for s, e, _n in self._pcpu_allowed:
             if s <= off and off + size <= e:
                 return
-        self._stop(Unmodelled(self._pcpu_name(off), kind="data", what=self.what,
-                              write=access == UC_MEM_WRITE))
+        self._stop(Unmodelled(self._data_name(self._pcpu_name(off)), kind="data",
+                              what=self.what, write=access == UC_MEM_WRITE))
 
     def _on_data_access(self, uc, access, address, size, value, _user):
         from unicorn import UC_MEM_WRITE
@@ -552,8 +580,8 @@ class Emulator:
             s, e, _n = self._data_ranges[i]
             if s <= address and address + size <= e:
                 return
-        self._stop(Unmodelled(self._nearest_kimg(address) or f"{address:#x}", kind="data",
-                              what=self.what, write=access == UC_MEM_WRITE))
+        self._stop(Unmodelled(self._data_name(self._nearest_kimg(address)) or f"{address:#x}",
+                              kind="data", what=self.what, write=access == UC_MEM_WRITE))
 
     def _on_intr(self, uc, intno, _user):
         import unicorn.x86_const as X
@@ -603,7 +631,8 @@ class Emulator:
         if (not fetch and KERNEL_IMAGE_START + TRAP_SIZE <= address < KERNEL_IMAGE_END):
             near = self._nearest_kimg(address)
             if near:
-                return Unmodelled(near, kind="data", what=self.what, write=write)
+                return Unmodelled(self._data_name(near), kind="data", what=self.what,
+                                  write=write)
         rip = self._fault_rip()
         if not _oops.is_canonical(address):
             head = [f"general protection fault, probably for non-canonical address "

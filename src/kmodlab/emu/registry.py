@@ -30,6 +30,7 @@ class Model:
     nargs: int              # fixed integer arguments read for the model (and recorded)
     varargs: bool           # the C function is variadic (the model reads the rest itself)
     control: bool = False   # the model transfers control itself (no implicit ret)
+    file: str = ""          # the models/<file>.py it is in (its struct layouts: emu/layouts.py)
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,16 @@ class DataModel:
     percpu: bool = False
     export: str = ""        # a field of this export (``data_field``), else the export ``name``
     offset: int = 0         # the field's offset in it
+    file: str = ""          # the models/<file>.py it is in
 
 
 FUNCTIONS: dict[str, Model] = {}
 DATA: dict[str, DataModel] = {}
+
+
+def _file(fn) -> str:
+    """``driver`` for a function of emu/models/driver.py (the key of its facts in layouts.py)."""
+    return fn.__module__.rpartition(".")[2]
 
 
 def model(*names: str, control: bool = False):
@@ -55,7 +62,7 @@ def model(*names: str, control: bool = False):
         for n in names:
             if n in FUNCTIONS:
                 raise ValueError(f"model for {n} registered twice")
-            FUNCTIONS[n] = Model(n, fn, len(fixed), var, control)
+            FUNCTIONS[n] = Model(n, fn, len(fixed), var, control, _file(fn))
         return fn
     return deco
 
@@ -63,7 +70,7 @@ def model(*names: str, control: bool = False):
 def data(name: str, size: int):
     """Register the contents of a kernel data export of ``size`` bytes."""
     def deco(fn):
-        DATA[name] = DataModel(name, size, fn, False)
+        DATA[name] = DataModel(name, size, fn, False, file=_file(fn))
         return fn
     return deco
 
@@ -73,7 +80,7 @@ def data_field(export: str, offset: int, size: int):
     bytes become readable, the rest of the object stays unmodelled."""
     def deco(fn):
         name = f"{export}+{offset:#x}"
-        DATA[name] = DataModel(name, size, fn, False, export, offset)
+        DATA[name] = DataModel(name, size, fn, False, export, offset, _file(fn))
         return fn
     return deco
 
@@ -81,7 +88,7 @@ def data_field(export: str, offset: int, size: int):
 def percpu(name: str, size: int):
     """Register the contents of a kernel per-CPU export (CPU 0's copy) of ``size`` bytes."""
     def deco(fn):
-        DATA[name] = DataModel(name, size, fn, True)
+        DATA[name] = DataModel(name, size, fn, True, file=_file(fn))
         return fn
     return deco
 

@@ -255,6 +255,35 @@ def _init_base(st: dict, core: int, coresize: int, probe: dict | None) -> int:
     return (min(init) & ~(PAGE - 1)) if init else 0
 
 
+def _mem_placement(mem: dict | None) -> dict | None:
+    """6.4+: {type: base} of the recorded module_memory regions (the non-empty ones)."""
+    if not mem:
+        return None
+    return {t: v["base"] for t, v in mem.items() if v.get("size") and v.get("base")}
+
+
+def _mem_offsets(sections: dict[str, int], mem: dict[str, tuple[int, int]]) -> dict[str, str]:
+    """6.4+: section → "<type>+0x…" from the base of the module_memory region it lies in
+    (a section may end exactly at its region's end: an empty one placed last)."""
+    out = {}
+    for n, a in sections.items():
+        hit = next((t for t, (b, sz) in mem.items() if isinstance(a, int) and b <= a <= b + sz),
+                   None)
+        out[n] = f"{hit}+{a - mem[hit][0]:#x}" if hit else str(a)
+    return out
+
+
+def _span(regions: list[tuple[int, bytes]]) -> tuple[int, bytes, int]:
+    """Several regions as one byte string from the lowest base, gaps (guard pages, other
+    allocations) zero-filled: (base, bytes, gap bytes)."""
+    lo = min(b for b, _ in regions)
+    hi = max(b + len(d) for b, d in regions)
+    buf = bytearray(hi - lo)
+    for b, d in regions:
+        buf[b - lo:b - lo + len(d)] = d
+    return lo, bytes(buf), (hi - lo) - sum(len(d) for _, d in regions)
+
+
 def _offsets(sections: dict[str, int], core: int, init: int, coresize: int) -> dict[str, str]:
     """Section → "core+0x…" / "init+0x…" (sections outside the core region count from init)."""
     out = {}
@@ -280,9 +309,9 @@ def _proc_fields(line: str | None) -> dict | None:
 class _Sandbox:
     """One in-memory sandbox machine driven below the syscall layer (placement, COMING)."""
 
-    def __init__(self):
+    def __init__(self, profile: str | None = None):
         from ..sandbox import SandboxKernel
-        self.k = SandboxKernel()
+        self.k = SandboxKernel(profile=profile)
         with self.k.session(write=True) as m:
             self.m = m
 
@@ -347,11 +376,13 @@ class _Sandbox:
 
 
 def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool = True,
-           progress=None) -> Report:
-    """Replay the recording through the sandbox and compare (see the module docstring)."""
+           progress=None, profile: str | None = None) -> Report:
+    """Replay the recording through the sandbox and compare (see the module docstring).
+    ``profile``: the sandbox's kernel profile (default: the current one), of the recorded
+    release."""
     t0 = time.monotonic()
     rep = Report()
-    sb = _Sandbox()
+    sb = _Sandbox(profile)
     skipped: set[str] = set()     # modules LIVE in the sandbox with their init skipped
     partial: set[str] = set()     # inits that ran, calling into a module whose init was skipped
     if rec.get("release") != sb.m.profile.release:
@@ -364,8 +395,8 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         st = p["state"]
         core = _real_core_base(st)
         size = int(st["coresize"])
-        img = Path(index[p["name"]]).read_bytes()
-        placement = (core, _init_base(st, core, size, None))
+        img = _image(index[p["name"]])
+        placement = _mem_placement(st.get("mem")) or (core, _init_base(st, core, size, None))
         res, mod, _log = sb.load(img, placement, run_init=False)
         if res.ret:
             rep.findings.append(Finding(p["name"], "preload", "sandbox bug", 0, res.ret))
@@ -386,17 +417,20 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         if i:                       # the real device numbers as they were before this load
             for d in numbers:
                 d.observe(rec["loads"][i - 1]["name"], rec["loads"][i - 1])
-        img = (Path(moddir) / obs["path"]).read_bytes()
+        img = _image(Path(moddir) / obs["path"])
         st = obs.get("state")
         real_loaded = obs["errno"] == 0
         probe = obs.get("init_layout")
+        mem_coming = obs.get("mem_coming")         # 6.4+: every module_memory region
         placement = None
-        if st:
+        if mem_coming:
+            placement = _mem_placement(mem_coming)
+        elif st:
             core = _real_core_base(st)
             placement = (core, _init_base(st, core, int(st["coresize"]), probe))
         elif probe:
             placement = (None, probe["base"])
-        if placement and placement[0] is None:
+        if isinstance(placement, tuple) and placement[0] is None:
             placement = None
         # 1. load_module up to COMING
         res, mod, log1 = sb.load(img, placement, run_init=False)
@@ -417,14 +451,23 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             continue
         if probe:
             rep.add(name, "initsize (COMING)", probe["size"], res.initsize)
-        if not real_loaded and not probe:
+        if mem_coming:
+            ours = {t: sz for t, _b, sz, _r in mod.mem}
+            for t, v in mem_coming.items():
+                rep.add(name, f"mem[{t}] size (COMING)", v["size"], ours.get(t, 0))
+        if not real_loaded and not (probe or mem_coming):
             # the real kernel refused before init (e.g. Unknown symbol), the sandbox did not
             rep.add(name, "errno", obs["errno"], 0)
             sb.drop(name)
             prev_taint = (obs["tainted"], sb.m.taint)
             continue
         coresize = res.coresize
-        sb_core = sb.m.mm.read(mod.core.base, coresize)
+        sb_mem = {t: (b, sz) for t, b, sz, _r in mod.mem}
+        if mem_coming:
+            sb_core = {t: sb.m.mm.read(b, sz) for t, (b, sz) in sb_mem.items()
+                       if not t.startswith("init")}
+        else:
+            sb_core = sb.m.mm.read(mod.core.base, coresize)
         sb_sections = dict(mod.sections)
         init_base = mod.init_layout.base
         uses_skipped = sorted(set(mod.target_list) & skipped)
@@ -514,14 +557,31 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             rep.add(name, f"sysfs {k}", st[k], sb.read(f"/sys/module/{name}/{k}"),
                     own if k == "refcnt" else "sandbox bug")
         rep.add(name, "sysfs holders", st["holders"], sb.holders(name))
-        real_core = _real_core_base(st)
-        rsec = _offsets(st["sections"], real_core, placement[1], int(st["coresize"]))
-        ssec = _offsets(sb_sections, mod.core.base, init_base, coresize)
+        if mem_coming:
+            real_mem = {t: (v["base"], v["size"]) for t, v in mem_coming.items() if v["size"]}
+            rsec, ssec = _mem_offsets(st["sections"], real_mem), _mem_offsets(sb_sections, sb_mem)
+        else:
+            real_core = _real_core_base(st)
+            rsec = _offsets(st["sections"], real_core, placement[1], int(st["coresize"]))
+            ssec = _offsets(sb_sections, mod.core.base, init_base, coresize)
         rep.add(name, "sections (names)", sorted(rsec), sorted(ssec))
         for sname in sorted(set(rsec) & set(ssec)):
             rep.add(name, f"section {sname}", rsec[sname], ssec[sname])
         # 4. the core bytes
-        if core_dir is not None and (Path(core_dir) / f"{name}.bin").exists():
+        if core_dir is not None and mem_coming:
+            # 6.4+: each core type is its own region; one span over them (gaps zero-filled in
+            # both) lets a patch table in rodata explain bytes in text, as in one core region
+            dumps = {t: Path(core_dir) / f"{name}.{t}.bin" for t in sb_core}
+            if sb_core and all(f.exists() for f in dumps.values()):
+                real = [(sb_mem[t][0], dumps[t].read_bytes()) for t in sb_core]
+                ours = [(sb_mem[t][0], sb_core[t]) for t in sb_core]
+                base, rbytes, gaps = _span(real)
+                _b, sbytes, _g = _span(ours)
+                br = bytediff.attribute(name, img, sb_sections, base, rbytes, sbytes)
+                d = br.as_dict()
+                d["compared"] = d.get("compared", 0) - gaps
+                rep.bytes.append(d)
+        elif core_dir is not None and (Path(core_dir) / f"{name}.bin").exists():
             real_bytes = (Path(core_dir) / f"{name}.bin").read_bytes()
             br = bytediff.attribute(name, img, sb_sections, mod.core.base, real_bytes, sb_core)
             rep.bytes.append(br.as_dict())
@@ -557,6 +617,15 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
 DEVICE_PREFIX = re.compile(r"^([a-z]+[0-9]+): ")
 
 
+def _image(path) -> bytes:
+    """A module file as the sandbox's finit_module receives it once decompressed."""
+    data = Path(path).read_bytes()
+    if data[:6] == b"\xfd7zXZ\x00":
+        import lzma
+        return lzma.decompress(data)
+    return data
+
+
 def hardware_bound(rec: dict, moddir: Path) -> dict[str, str]:
     """Module → the guest device it binds: a device the guest has at boot (its modalias,
     recorded in the guest) that one of the module's ``alias=`` patterns matches, as modprobe
@@ -569,7 +638,7 @@ def hardware_bound(rec: dict, moddir: Path) -> dict[str, str]:
     if not devices:
         return out
     for obs in rec["loads"]:
-        img = (moddir / obs["path"]).read_bytes()
+        img = _image(moddir / obs["path"])
         pats = [v.decode("latin-1") for k, v in map(split_key_value, elf_modinfo_strings(img))
                 if k == b"alias"]
         hit = next((d for p in pats for d in devices if fnmatchcase(d, p)), None)
@@ -663,6 +732,16 @@ def render(rep: Report) -> str:
 _REPORTS: dict = {}
 
 
+def profile_for(release: str | None) -> str | None:
+    """The sandbox profile of a recorded release: the current one for the default oracle
+    release, else that release's Debian profile (imported once with the project's importer)."""
+    from . import qemu
+    if release is None or release == qemu.DEFAULT_RELEASE:
+        return None
+    from ..profile.debian import imported_profile
+    return str(imported_profile(release))
+
+
 def session_report(release: str | None = None):
     """The shared mass run (:func:`kmodlab.oracle.mass.session`) replayed once per process:
     (recording, GuestResult, Report).  Core bytes are taken at COMING, before init runs."""
@@ -670,7 +749,7 @@ def session_report(release: str | None = None):
     key = release or qemu.DEFAULT_RELEASE
     if key not in _REPORTS:
         rec, r, core = mass.session(release)
-        rep = replay(rec, qemu.prepare(release).moddir, core)
+        rep = replay(rec, qemu.prepare(release).moddir, core, profile=profile_for(release))
         rep.seconds["vm"] = round(r.seconds, 1)
         _REPORTS[key] = (rec, r, rep)
     return _REPORTS[key]

@@ -241,6 +241,8 @@ class Profile:
     sections: list[tuple[str, int, int, str]] = field(default_factory=list)
     #                                 vmlinux's allocated sections: (name, addr, size, kind)
     source: dict = field(default_factory=dict)   # where it was imported from (informational)
+    builtin_sysfs: list[str] = field(default_factory=list)  # /sys/module dirs of built-ins
+    #                                 (params with a mode, versions); [] in older profiles
     structs: dict = field(default_factory=dict)  # from the kernel's BTF: {"module": {"sizeof": n,
     #                                 "name": off, "mem[5].base": off, ...}, "enum mod_mem_type":
     #                                 {"MOD_TEXT": 0, ...}}; absent members are None
@@ -367,6 +369,7 @@ class Profile:
             "certificates": [base64.b64encode(c).decode() for c in self.certificates],
             "builtin": self.builtin,
             "structs": self.structs,
+            "builtin_sysfs": self.builtin_sysfs,
             "blocks": [[n, len(b)] for n, b in blocks],
         }
         return b"".join([f"{FORMAT} {FORMAT_VERSION}\n".encode(),
@@ -416,6 +419,7 @@ class Profile:
                 sections=[tuple(s) for s in head.get("sections", [])],
                 source=head.get("source", {}),
                 structs=head.get("structs", {}),
+                builtin_sysfs=head.get("builtin_sysfs", []),
                 path=path,
             )
         except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:

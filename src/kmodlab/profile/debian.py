@@ -28,6 +28,7 @@ WANTED_MODDIR = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/(modules\.builtin(?:\
 KO = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/kernel/.*\.ko(\.xz|\.zst|\.gz)?$")
 VERMAGIC = re.compile(rb"(?:^|\0)vermagic=([^\0]*)\0")
 RELEASE = re.compile(r"^(\d+\.\d+(?:\.\d+)?(?:-\d+|\+deb\d+))-(.+)$")   # 6.1.0-56 | 6.12.118+deb13, + amd64
+IMPORTER_VERSION = 2            # bump when profiles gain facts: cached imports are redone
 MAX_COMPRESSED_KO = 100                                       # vermagic samples of .ko.xz etc.
 
 
@@ -208,6 +209,20 @@ STRUCTS_WANTED = {
 }
 
 
+def _with_model_layouts(wanted: dict) -> dict:
+    """STRUCTS_WANTED plus every struct fact the emulator's models declare (emu/layouts.py,
+    plain data: importing it loads neither the emulator nor unicorn)."""
+    from ..emu.layouts import wanted as models_wanted
+    out = {k: list(v) for k, v in wanted.items()}
+    for struct, members in models_wanted().items():
+        have = out.setdefault(struct, [])
+        have += [m for m in members if m not in have]
+    return out
+
+
+STRUCTS_WANTED = _with_model_layouts(STRUCTS_WANTED)
+
+
 def struct_layouts(vmlinux_elf: bytes) -> dict:
     """profile.structs from the kernel's own BTF (vmlinux's .BTF section); {} without BTF."""
     from .btf import Btf, btf_section, extract_layouts
@@ -215,6 +230,25 @@ def struct_layouts(vmlinux_elf: bytes) -> dict:
     if raw is None:
         return {}
     return extract_layouts(Btf.parse(raw), STRUCTS_WANTED)
+
+
+def builtin_sysfs_dirs(vml: Vmlinux, structs: dict, builtin_modinfo: bytes) -> list[str]:
+    """The /sys/module directories of built-in code, as param_sysfs_builtin and
+    version_sysfs_builtin make them at boot: one per prefix of a built-in parameter with a
+    non-zero mode ("kfence" for kfence.burst; "kernel" for core_param()s, which have no
+    prefix), one per built-in MODULE_VERSION.  A built-in *driver* also gets one when it
+    registers (module_add_driver), which depends on what its init finds: not known here."""
+    kp = structs.get("kernel_param") or {}
+    names = set()
+    if kp.get("sizeof") and kp.get("name") is not None and kp.get("perm") is not None:
+        for name, perm in vml.builtin_params(kp["sizeof"], kp["name"], kp["perm"]):
+            if perm:
+                names.add(name.split(".", 1)[0] if "." in name else "kernel")
+    for raw in builtin_modinfo.split(b"\0"):
+        mod, dot, rest = raw.partition(b".")
+        if dot and rest.startswith(b"version="):
+            names.add(mod.decode("latin-1"))
+    return sorted(names)
 
 
 def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profile:
@@ -271,6 +305,7 @@ def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profil
     structs = struct_layouts(vml.data)
     if not structs and config.get("DEBUG_INFO_BTF") == "y":
         raise DebError("CONFIG_DEBUG_INFO_BTF=y but vmlinux has no .BTF section")
+    builtin_modinfo = img.get("modules.builtin.modinfo", b"")
     flavour = RELEASE.match(release)
     distro = "debian"
     return Profile(
@@ -283,12 +318,14 @@ def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profil
         module_exports=module_exports,
         certificates=certs,
         builtin=builtin_names(img.get("modules.builtin", b"").decode("utf-8", "replace")),
-        builtin_modinfo=img.get("modules.builtin.modinfo", b""),
+        builtin_modinfo=builtin_modinfo,
+        builtin_sysfs=builtin_sysfs_dirs(vml, structs, builtin_modinfo),
         percpu_static_size=vml.percpu_static_size(),
         machine=uts["machine"],
         sections=sections,
         structs=structs,
-        source={"importer": "debian", "image": image_deb.name,
+        source={"importer": "debian", "importer_version": IMPORTER_VERSION,
+                "image": image_deb.name,
                 "headers": [h.name for h in headers_debs],
                 "flavour": flavour[2] if flavour else ""},
     )
@@ -320,6 +357,14 @@ def imported_profile(release: str | None = None, suite: str | None = None,
     release = release or current_release(suite)
     out = Path(out_dir) if out_dir is not None else profile_dir()
     path = out / f"debian-{release}{PROFILE_SUFFIX}"
+    if path.exists():
+        from . import read_profile_file
+        try:
+            stale = read_profile_file(path).source.get("importer_version") != IMPORTER_VERSION
+        except KmodlabError:
+            stale = True
+        if stale:
+            path.unlink()
     if not path.exists():
         got = fetch_packages(release, suite=suite)
         import_debian(got["image"], got["headers"], out)

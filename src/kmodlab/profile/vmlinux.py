@@ -166,6 +166,25 @@ class Vmlinux:
             raise ImageError("vmlinux has no __ksymtab: not a kernel with loadable modules?")
         return out
 
+    def builtin_params(self, size: int, name_off: int, perm_off: int) -> list[tuple[str, int]]:
+        """(name, perm) of every built-in kernel_param in ``__param`` (struct size and field
+        offsets from the kernel's BTF): the parameters of code linked into vmlinux, named with
+        their MODULE_PARAM_PREFIX ("kfence.burst")."""
+        try:
+            sec = self.section("__param")
+        except ImageError:
+            return []
+        out = []
+        raw = self.data[sec.offset:sec.offset + sec.size]
+        for i in range(0, len(raw) - size + 1, size):
+            (name_ptr,) = struct.unpack_from("<Q", raw, i + name_off)
+            (perm,) = struct.unpack_from("<H", raw, i + perm_off)
+            within = self.section_at(name_ptr)
+            if within is None or within.type == elf.SHT_NOBITS:
+                continue
+            out.append((self.cstring_at(name_ptr, within), perm))
+        return out
+
     def percpu_static_size(self) -> int:
         s = self.by_name.get(".data..percpu")
         return s.size if s is not None else 0

@@ -12,7 +12,8 @@ driver binds nothing: ``driver_attach`` walks an empty device list and the drive
 is never called — the honest answer of a machine without that hardware.  Buses registered by
 modules likewise start empty.
 
-Layouts (Debian 6.1 amd64): ``struct device_driver`` {name 0, bus 8, owner 16, mod_name 24,
+Layouts — read from the running kernel's BTF (emu/layouts.py); Debian 6.1 amd64's, for
+reference: ``struct device_driver`` {name 0, bus 8, owner 16, mod_name 24,
 …, groups 104, dev_groups 112, …, p 136} (144 bytes); ``struct pci_driver`` {node 0, name 16,
 id_table 24, probe 32, …, err_handler 96, groups 104, dev_groups 112, driver 120, dynids 264};
 ``struct platform_driver`` {probe 0, remove 8, remove_new 16 (backported to Debian's 6.1),
@@ -24,19 +25,43 @@ heap objects here: module code does not look inside them.
 """
 from __future__ import annotations
 
+from ..layouts import layout
 from ..registry import model
 from .locking import init_list_head
 
 EINVAL, EBUSY, EEXIST, ENOMEM, ENODEV = 22, 16, 17, 12, 19
 MAX_ERRNO = 4095
 MASK64 = (1 << 64) - 1
-DRV_NAME, DRV_BUS, DRV_OWNER, DRV_MOD_NAME, DRV_GROUPS, DRV_DEV_GROUPS, DRV_P = \
-    0, 8, 16, 24, 104, 112, 136
-PCI_NAME, PCI_GROUPS, PCI_DEV_GROUPS, PCI_DRIVER, PCI_DYNIDS = 16, 104, 112, 120, 264
-PLATFORM_DRIVER = 48
-CLASS_NAME, CLASS_OWNER, CLASS_RELEASE, CLASS_P, CLASS_SIZE = 0, 8, 56, 112, 120
-BUS_NAME, BUS_P = 0, 168
+DRV_NAME = ("device_driver", "name")
+DRV_BUS = ("device_driver", "bus")
+DRV_OWNER = ("device_driver", "owner")
+DRV_MOD_NAME = ("device_driver", "mod_name")
+DRV_GROUPS = ("device_driver", "groups")
+DRV_DEV_GROUPS = ("device_driver", "dev_groups")
+DRV_P = ("device_driver", "p")
+PCI_NAME = ("pci_driver", "name")
+PCI_GROUPS = ("pci_driver", "groups")
+PCI_DEV_GROUPS = ("pci_driver", "dev_groups")
+PCI_DRIVER = ("pci_driver", "driver")
+PCI_DYNIDS = ("pci_driver", "dynids")
+DYNIDS_LOCK, DYNIDS_LIST = ("pci_dynids", "lock"), ("pci_dynids", "list")
+PLATFORM_DRIVER = ("platform_driver", "driver")
+CLASS_NAME = ("class", "name")
+CLASS_OWNER = ("class", "owner")
+CLASS_RELEASE = ("class", "class_release")
+CLASS_P = ("class", "p")
+CLASS_SIZE = ("class", "sizeof")
+BUS_NAME = ("bus_type", "name")
+BUS_P = ("bus_type", "p")
 PRIVATE_SIZE = 0x100
+# Struct members are (struct, member) keys of emu/layouts.py: this file reads every offset from
+# the running kernel's BTF (``_o(emu, KEY)``); a member the kernel lacks (struct class's ``p``
+# and ``owner`` after Linux 6.4) stops the model that needs it as Unmodelled.
+LAYOUT = layout("driver")
+
+
+def _o(emu, key: tuple[str, str]):
+    return LAYOUT.of(emu)[key]
 # buses the kernel may register at boot: those whose bus_type is an export of vmlinux itself
 # (not of a module) are there before any module loads; drivers may join them
 BOOT_BUSES = {"pci_bus_type": "pci", "platform_bus_type": "platform", "usb_bus_type": "usb",
@@ -76,13 +101,13 @@ def _name(emu, p: int) -> str:
 @model("__class_register")
 def __class_register(emu, cls, key):
     """/sys/class/<name>: -EEXIST if a class of that name exists, else cls->p is set."""
-    name = _name(emu, emu.read_u(cls + CLASS_NAME, 8))
+    name = _name(emu, emu.read_u(cls + _o(emu, CLASS_NAME), 8))
     classes = _reg(emu, "class")
     if name in classes:
         emu.printk(3, f"sysfs: cannot create duplicate filename '/class/{name}'\n")
         return -EEXIST
     p = emu.kmalloc(PRIVATE_SIZE, zero=True)
-    emu.write_u(cls + CLASS_P, 8, p)
+    emu.write_u(cls + _o(emu, CLASS_P), 8, p)
     classes[name] = {"cls": cls, "p": p}
     emu.note(name)
     return 0
@@ -90,22 +115,22 @@ def __class_register(emu, cls, key):
 
 @model("class_unregister")
 def class_unregister(emu, cls):
-    name = _name(emu, emu.read_u(cls + CLASS_NAME, 8))
+    name = _name(emu, emu.read_u(cls + _o(emu, CLASS_NAME), 8))
     c = _reg(emu, "class").pop(name, None)
     if c is None or c["cls"] != cls:
         if c is not None:
             _reg(emu, "class")[name] = c
         emu.printk(4, f"class_unregister: class '{name}' was not registered\n")
         return
-    emu.write_u(cls + CLASS_P, 8, 0)
+    emu.write_u(cls + _o(emu, CLASS_P), 8, 0)
     emu.kfree(c["p"])
 
 
 @model("__class_create")
 def __class_create(emu, owner, name, key):
-    cls = emu.kmalloc(CLASS_SIZE, zero=True)
-    emu.write_u(cls + CLASS_NAME, 8, name)
-    emu.write_u(cls + CLASS_OWNER, 8, owner)
+    cls = emu.kmalloc(_o(emu, CLASS_SIZE), zero=True)
+    emu.write_u(cls + _o(emu, CLASS_NAME), 8, name)
+    emu.write_u(cls + _o(emu, CLASS_OWNER), 8, owner)
     err = __class_register(emu, cls, key)
     if err:
         emu.kfree(cls)
@@ -118,7 +143,7 @@ def __class_create(emu, owner, name, key):
 def class_destroy(emu, cls):
     if not cls or is_err(cls):
         return
-    name = _name(emu, emu.read_u(cls + CLASS_NAME, 8))
+    name = _name(emu, emu.read_u(cls + _o(emu, CLASS_NAME), 8))
     created = _reg(emu, "class").get(name, {}).get("created")
     class_unregister(emu, cls)
     if created:
@@ -139,12 +164,12 @@ def bus_registered(emu, bus: int) -> str | None:
 
 @model("bus_register")
 def bus_register(emu, bus):
-    name = _name(emu, emu.read_u(bus + BUS_NAME, 8))
+    name = _name(emu, emu.read_u(bus + _o(emu, BUS_NAME), 8))
     if name in _reg(emu, "bus") or name in boot_buses(emu).values():
         emu.printk(3, f"sysfs: cannot create duplicate filename '/bus/{name}'\n")
         return -EEXIST
     p = emu.kmalloc(PRIVATE_SIZE, zero=True)
-    emu.write_u(bus + BUS_P, 8, p)
+    emu.write_u(bus + _o(emu, BUS_P), 8, p)
     _reg(emu, "bus")[name] = {"bus": bus, "p": p}
     # "bus: '%s': registered" is a pr_debug: a dynamic-debug site that is off by default, so the
     # real kernel prints nothing here (seen on Debian 6.1 under QEMU)
@@ -153,10 +178,10 @@ def bus_register(emu, bus):
 
 @model("bus_unregister")
 def bus_unregister(emu, bus):
-    name = _name(emu, emu.read_u(bus + BUS_NAME, 8))
+    name = _name(emu, emu.read_u(bus + _o(emu, BUS_NAME), 8))
     b = _reg(emu, "bus").pop(name, None)          # (pr_debug "unregistering": off by default)
     if b:
-        emu.write_u(bus + BUS_P, 8, 0)
+        emu.write_u(bus + _o(emu, BUS_P), 8, 0)
         emu.kfree(b["p"])
 
 
@@ -164,11 +189,11 @@ def bus_unregister(emu, bus):
 @model("driver_register")
 def driver_register(emu, drv):
     """Adds the driver to its bus; the bus has no devices, so nothing is probed."""
-    name = _name(emu, emu.read_u(drv + DRV_NAME, 8))
-    bus = emu.read_u(drv + DRV_BUS, 8)
+    name = _name(emu, emu.read_u(drv + _o(emu, DRV_NAME), 8))
+    bus = emu.read_u(drv + _o(emu, DRV_BUS), 8)
     bus_name = bus_registered(emu, bus) if bus else None
     if bus_name is None:
-        bname = _name(emu, emu.read_u(bus + BUS_NAME, 8)) if bus else "(null)"
+        bname = _name(emu, emu.read_u(bus + _o(emu, BUS_NAME), 8)) if bus else "(null)"
         emu.printk(3, f"Driver '{name}' was unable to register with bus_type '{bname}' because "
                       "the bus was not initialized.\n")
         return -EINVAL
@@ -178,7 +203,7 @@ def driver_register(emu, drv):
         emu.printk(3, f"Error: Driver '{name}' is already registered, aborting...\n")
         return -EBUSY
     p = emu.kmalloc(PRIVATE_SIZE, zero=True)
-    emu.write_u(drv + DRV_P, 8, p)
+    emu.write_u(drv + _o(emu, DRV_P), 8, p)
     drivers[key] = {"drv": drv, "p": p, "probed": 0}
     emu.note(f"{key}: no devices, probe not called")
     return 0
@@ -190,7 +215,7 @@ def driver_unregister(emu, drv):
     for key, d in list(drivers.items()):
         if d["drv"] == drv:
             del drivers[key]
-            emu.write_u(drv + DRV_P, 8, 0)
+            emu.write_u(drv + _o(emu, DRV_P), 8, 0)
             emu.kfree(d["p"])
             return
     emu.printk(4, "Unexpected driver unregister!\n")
@@ -199,15 +224,16 @@ def driver_unregister(emu, drv):
 @model("__pci_register_driver")
 def __pci_register_driver(emu, drv, owner, mod_name):
     """pci_register_driver: the machine has no PCI devices, so probe is never called."""
-    d = drv + PCI_DRIVER
-    emu.write_u(d + DRV_NAME, 8, emu.read_u(drv + PCI_NAME, 8))
-    emu.write_u(d + DRV_BUS, 8, emu.export_addr("pci_bus_type") or 0)
-    emu.write_u(d + DRV_OWNER, 8, owner)
-    emu.write_u(d + DRV_MOD_NAME, 8, mod_name)
-    emu.write_u(d + DRV_GROUPS, 8, emu.read_u(drv + PCI_GROUPS, 8))
-    emu.write_u(d + DRV_DEV_GROUPS, 8, emu.read_u(drv + PCI_DEV_GROUPS, 8))
-    emu.write_u(drv + PCI_DYNIDS, 4, 0)                 # spin_lock_init(&dynids.lock)
-    init_list_head(emu, drv + PCI_DYNIDS + 8)
+    d = drv + _o(emu, PCI_DRIVER)
+    emu.write_u(d + _o(emu, DRV_NAME), 8, emu.read_u(drv + _o(emu, PCI_NAME), 8))
+    emu.write_u(d + _o(emu, DRV_BUS), 8, emu.export_addr("pci_bus_type") or 0)
+    emu.write_u(d + _o(emu, DRV_OWNER), 8, owner)
+    emu.write_u(d + _o(emu, DRV_MOD_NAME), 8, mod_name)
+    emu.write_u(d + _o(emu, DRV_GROUPS), 8, emu.read_u(drv + _o(emu, PCI_GROUPS), 8))
+    emu.write_u(d + _o(emu, DRV_DEV_GROUPS), 8, emu.read_u(drv + _o(emu, PCI_DEV_GROUPS), 8))
+    dynids = drv + _o(emu, PCI_DYNIDS)
+    emu.write_u(dynids + _o(emu, DYNIDS_LOCK), 4, 0)      # spin_lock_init(&dynids.lock)
+    init_list_head(emu, dynids + _o(emu, DYNIDS_LIST))
     return driver_register(emu, d)
 
 
@@ -215,28 +241,34 @@ def __pci_register_driver(emu, drv, owner, mod_name):
 # detect, address_list, clients @224, flags}; spi_driver {id_table, probe, remove, shutdown,
 # driver @32}; serio_driver {description, id_table, manual_bind @16, 6 callbacks, driver @80}
 # (offsets read from the relocations of Debian's lm75, mcp4922 and serio_raw)
-I2C_DRIVER, I2C_CLIENTS = 56, 224
-SPI_DRIVER, SPI_ID_TABLE = 32, 0
-SERIO_DRIVER, SERIO_MANUAL_BIND = 80, 16
-DRV_OF_MATCH = 40
-OF_ID_SIZE, OF_COMPATIBLE, OF_COMPATIBLE_LEN = 200, 64, 128
-SPI_ID_SIZE, SPI_NAME_SIZE = 40, 32
+I2C_DRIVER = ("i2c_driver", "driver")
+I2C_CLIENTS = ("i2c_driver", "clients")
+SPI_DRIVER = ("spi_driver", "driver")
+SPI_ID_TABLE = ("spi_driver", "id_table")
+SERIO_DRIVER = ("serio_driver", "driver")
+SERIO_MANUAL_BIND = ("serio_driver", "manual_bind")
+DRV_OF_MATCH = ("device_driver", "of_match_table")
+OF_ID_SIZE = ("of_device_id", "sizeof")
+OF_COMPATIBLE = ("of_device_id", "compatible")
+OF_COMPATIBLE_LEN = 128                      # char compatible[128]
+SPI_ID_SIZE = ("spi_device_id", "sizeof")
+SPI_NAME_SIZE = 32                           # char name[SPI_NAME_SIZE]
 
 
 @model("i2c_register_driver")
 def i2c_register_driver(emu, owner, drv):
     """drivers/i2c/i2c-core-base.c: owner and bus set, clients list initialised, then
     driver_register; the sandbox has no i2c adapter, so nothing is detected or probed."""
-    d = drv + I2C_DRIVER
-    emu.write_u(d + DRV_OWNER, 8, owner)
-    emu.write_u(d + DRV_BUS, 8, emu.export_addr("i2c_bus_type") or 0)
-    init_list_head(emu, drv + I2C_CLIENTS)
+    d = drv + _o(emu, I2C_DRIVER)
+    emu.write_u(d + _o(emu, DRV_OWNER), 8, owner)
+    emu.write_u(d + _o(emu, DRV_BUS), 8, emu.export_addr("i2c_bus_type") or 0)
+    init_list_head(emu, drv + _o(emu, I2C_CLIENTS))
     return driver_register(emu, d)
 
 
 @model("i2c_del_driver")
 def i2c_del_driver(emu, drv):
-    driver_unregister(emu, drv + I2C_DRIVER)
+    driver_unregister(emu, drv + _o(emu, I2C_DRIVER))
 
 
 @model("__spi_register_driver")
@@ -244,14 +276,15 @@ def __spi_register_driver(emu, owner, sdrv):
     """drivers/spi/spi.c: owner and bus set; every DT compatible of the driver's
     of_match_table must have a spi_device_id (or match the driver's name), after its vendor
     prefix, else a warning per compatible; then driver_register (no SPI controller here)."""
-    d = sdrv + SPI_DRIVER
-    emu.write_u(d + DRV_OWNER, 8, owner)
-    emu.write_u(d + DRV_BUS, 8, emu.export_addr("spi_bus_type") or 0)
-    name = _name(emu, emu.read_u(d + DRV_NAME, 8))
-    of_id = emu.read_u(d + DRV_OF_MATCH, 8)
-    ids = emu.read_u(sdrv + SPI_ID_TABLE, 8)
+    d = sdrv + _o(emu, SPI_DRIVER)
+    emu.write_u(d + _o(emu, DRV_OWNER), 8, owner)
+    emu.write_u(d + _o(emu, DRV_BUS), 8, emu.export_addr("spi_bus_type") or 0)
+    name = _name(emu, emu.read_u(d + _o(emu, DRV_NAME), 8))
+    of_id = emu.read_u(d + _o(emu, DRV_OF_MATCH), 8)
+    ids = emu.read_u(sdrv + _o(emu, SPI_ID_TABLE), 8)
     while of_id:
-        compatible = emu.read(of_id + OF_COMPATIBLE, OF_COMPATIBLE_LEN).split(b"\0", 1)[0]
+        compatible = emu.read(of_id + _o(emu, OF_COMPATIBLE), OF_COMPATIBLE_LEN)
+        compatible = compatible.split(b"\0", 1)[0]
         if not compatible:
             break
         of_name = compatible.split(b",", 1)[1] if b"," in compatible else compatible
@@ -264,13 +297,13 @@ def __spi_register_driver(emu, owner, sdrv):
                 if n == of_name:
                     found = True
                     break
-                a += SPI_ID_SIZE
+                a += _o(emu, SPI_ID_SIZE)
         else:
             found = name.encode("latin-1") == of_name
         if not found:
             emu.printk(4, f"SPI driver {name} has no spi_device_id for "
                           f"{compatible.decode('latin-1')}\n")
-        of_id += OF_ID_SIZE
+        of_id += _o(emu, OF_ID_SIZE)
     return driver_register(emu, d)
 
 
@@ -279,48 +312,51 @@ def __serio_register_driver(emu, drv, owner, mod_name):
     """drivers/input/serio/serio.c: bus, owner and mod_name set, driver_register with
     manual_bind forced on, then the original bind mode back and a rescan queued for kseriod
     (the sandbox has no serio port: nothing to bind)."""
-    d = drv + SERIO_DRIVER
-    emu.write_u(d + DRV_BUS, 8, emu.export_addr("serio_bus") or 0)
-    emu.write_u(d + DRV_OWNER, 8, owner)
-    emu.write_u(d + DRV_MOD_NAME, 8, mod_name)
-    manual = emu.read_u(drv + SERIO_MANUAL_BIND, 1)
-    emu.write_u(drv + SERIO_MANUAL_BIND, 1, 1)
+    d = drv + _o(emu, SERIO_DRIVER)
+    emu.write_u(d + _o(emu, DRV_BUS), 8, emu.export_addr("serio_bus") or 0)
+    emu.write_u(d + _o(emu, DRV_OWNER), 8, owner)
+    emu.write_u(d + _o(emu, DRV_MOD_NAME), 8, mod_name)
+    manual = emu.read_u(drv + _o(emu, SERIO_MANUAL_BIND), 1)
+    emu.write_u(drv + _o(emu, SERIO_MANUAL_BIND), 1, 1)
     err = driver_register(emu, d)
     if err:
         emu.printk(3, f"serio: driver_register() failed for "
-                      f"{_name(emu, emu.read_u(d + DRV_NAME, 8))}, error: {err}\n")
+                      f"{_name(emu, emu.read_u(d + _o(emu, DRV_NAME), 8))}, error: {err}\n")
         return err
-    emu.write_u(drv + SERIO_MANUAL_BIND, 1, manual)
+    emu.write_u(drv + _o(emu, SERIO_MANUAL_BIND), 1, manual)
     return 0
 
 
 @model("serio_unregister_driver")
 def serio_unregister_driver(emu, drv):
-    driver_unregister(emu, drv + SERIO_DRIVER)
+    driver_unregister(emu, drv + _o(emu, SERIO_DRIVER))
 
 
 @model("pci_unregister_driver")
 def pci_unregister_driver(emu, drv):
-    driver_unregister(emu, drv + PCI_DRIVER)
+    driver_unregister(emu, drv + _o(emu, PCI_DRIVER))
 
 
 @model("__platform_driver_register")
 def __platform_driver_register(emu, drv, owner):
     """platform_driver_register: no platform device matches in the sandbox; probe not called."""
-    d = drv + PLATFORM_DRIVER
-    emu.write_u(d + DRV_OWNER, 8, owner)
-    emu.write_u(d + DRV_BUS, 8, emu.export_addr("platform_bus_type") or 0)
+    d = drv + _o(emu, PLATFORM_DRIVER)
+    emu.write_u(d + _o(emu, DRV_OWNER), 8, owner)
+    emu.write_u(d + _o(emu, DRV_BUS), 8, emu.export_addr("platform_bus_type") or 0)
     return driver_register(emu, d)
 
 
 @model("platform_driver_unregister")
 def platform_driver_unregister(emu, drv):
-    driver_unregister(emu, drv + PLATFORM_DRIVER)
+    driver_unregister(emu, drv + _o(emu, PLATFORM_DRIVER))
 
 
 # --- misc devices -------------------------------------------------------------------------------
 MISC_DYNAMIC_MINOR, DYNAMIC_MINORS = 255, 128
-MISC_MINOR, MISC_NAME, MISC_LIST, MISC_THIS_DEVICE = 0, 8, 24, 48
+MISC_MINOR = ("miscdevice", "minor")
+MISC_NAME = ("miscdevice", "name")
+MISC_LIST = ("miscdevice", "list")
+MISC_THIS_DEVICE = ("miscdevice", "this_device")
 DEVICE_SIZE = 0x2f8
 # misc devices Debian's 6.1 kernel has registered when it has booted (its /proc/misc under QEMU,
 # before any module: built-in drivers; the three dynamic minors were taken first, from 127 down)
@@ -332,23 +368,23 @@ BOOT_MISC = {"vga_arbiter": 127, "userfaultfd": 126, "cpu_dma_latency": 125, "ps
 def misc_register(emu, misc):
     """A misc char device (major 10): a dynamic minor counts down from 127, as misc.c does."""
     miscs = _reg(emu, "misc")
-    minor = emu.read_u(misc + MISC_MINOR, 4)
-    name = _name(emu, emu.read_u(misc + MISC_NAME, 8))
+    minor = emu.read_u(misc + _o(emu, MISC_MINOR), 4)
+    name = _name(emu, emu.read_u(misc + _o(emu, MISC_NAME), 8))
     used = {m["minor"] for m in miscs.values()} | set(BOOT_MISC.values())
-    init_list_head(emu, misc + MISC_LIST)
+    init_list_head(emu, misc + _o(emu, MISC_LIST))
     if minor == MISC_DYNAMIC_MINOR:
         free = [m for m in range(DYNAMIC_MINORS - 1, -1, -1) if m not in used]
         if not free:
             return -EBUSY
         minor = free[0]
-        emu.write_u(misc + MISC_MINOR, 4, minor)
+        emu.write_u(misc + _o(emu, MISC_MINOR), 4, minor)
     elif minor in used:
         return -EBUSY
     if name in miscs or name in BOOT_MISC:   # device_create: /sys/class/misc/<name> exists
         emu.printk(3, f"sysfs: cannot create duplicate filename '/devices/virtual/misc/{name}'\n")
         return -EEXIST
     dev = emu.kmalloc(DEVICE_SIZE, zero=True)
-    emu.write_u(misc + MISC_THIS_DEVICE, 8, dev)
+    emu.write_u(misc + _o(emu, MISC_THIS_DEVICE), 8, dev)
     miscs[name] = {"misc": misc, "minor": minor, "dev": dev}
     emu.note(f"{name}: 10:{minor}")
     return 0
@@ -361,7 +397,7 @@ def misc_deregister(emu, misc):
         if m["misc"] == misc:
             del miscs[name]
             emu.kfree(m["dev"])
-            emu.write_u(misc + MISC_THIS_DEVICE, 8, 0)
+            emu.write_u(misc + _o(emu, MISC_THIS_DEVICE), 8, 0)
             return
 
 
@@ -487,7 +523,10 @@ def __unregister_chrdev(emu, major, baseminor, count, name):
 
 
 # --- class interfaces ---------------------------------------------------------------------------
-CI_NODE, CI_CLASS, CI_ADD_DEV = 0, 16, 24
+CI_NODE = ("class_interface", "node")
+ATTR_NAME, NB_CALL = ("attribute", "name"), ("notifier_block", "notifier_call")
+CI_CLASS = ("class_interface", "class")
+CI_ADD_DEV = ("class_interface", "add_dev")
 
 
 @model("class_interface_register")
@@ -495,10 +534,10 @@ def class_interface_register(emu, intf):
     """Lists the interface on its class and calls ``add_dev`` for the class's devices: a class
     a module registered has none here (no devices are created); a class of the kernel's own
     would have devices the sandbox does not model, so that is Unmodelled."""
-    if not intf or not emu.read_u(intf + CI_CLASS, 8):
+    if not intf or not emu.read_u(intf + _o(emu, CI_CLASS), 8):
         return -ENODEV
-    cls = emu.read_u(intf + CI_CLASS, 8)
-    name = _name(emu, emu.read_u(cls + CLASS_NAME, 8))
+    cls = emu.read_u(intf + _o(emu, CI_CLASS), 8)
+    name = _name(emu, emu.read_u(cls + _o(emu, CLASS_NAME), 8))
     c = _reg(emu, "class").get(name)
     if c is None or c["cls"] != cls:
         from ..errors import Unmodelled
@@ -509,10 +548,10 @@ def class_interface_register(emu, intf):
 
 @model("class_interface_unregister")
 def class_interface_unregister(emu, intf):
-    cls = emu.read_u(intf + CI_CLASS, 8)
+    cls = emu.read_u(intf + _o(emu, CI_CLASS), 8)
     if not cls:
         return
-    c = _reg(emu, "class").get(_name(emu, emu.read_u(cls + CLASS_NAME, 8)))
+    c = _reg(emu, "class").get(_name(emu, emu.read_u(cls + _o(emu, CLASS_NAME), 8)))
     if c and intf in c.get("interfaces", []):
         c["interfaces"].remove(intf)
 
@@ -528,7 +567,8 @@ def bus_register_notifier(emu, bus, nb):
     chains = emu.state.setdefault("driver", {}).setdefault("bus_notifiers", {})
     chain = chains.setdefault(name, [])
     if nb in chain:
-        emu.printk(4, f"notifier callback {emu.symbol(emu.read_u(nb, 8))} already registered\n")
+        call = emu.read_u(nb + _o(emu, NB_CALL), 8)
+        emu.printk(4, f"notifier callback {emu.symbol(call)} already registered\n")
         return -EEXIST
     chain.append(nb)
     return 0
@@ -552,7 +592,7 @@ def driver_create_file(emu, drv, attr):
     for d in _reg(emu, "bus_driver").values():
         if d["drv"] == drv:
             files = d.setdefault("files", [])
-            name = _name(emu, emu.read_u(attr, 8))
+            name = _name(emu, emu.read_u(attr + _o(emu, ATTR_NAME), 8))
             if name in files:
                 emu.printk(3, f"sysfs: cannot create duplicate filename '{name}'\n")
                 return -EEXIST
@@ -566,7 +606,7 @@ def driver_create_file(emu, drv, attr):
 def driver_remove_file(emu, drv, attr):
     for d in _reg(emu, "bus_driver").values():
         if d["drv"] == drv:
-            name = _name(emu, emu.read_u(attr, 8))
+            name = _name(emu, emu.read_u(attr + _o(emu, ATTR_NAME), 8))
             if name in d.get("files", []):
                 d["files"].remove(name)
 
@@ -576,28 +616,35 @@ def driver_remove_file(emu, drv, attr):
 # owner 64, ops 72, list 80, dev 96, count 100; 104 bytes.  kobject_init would point ktype at
 # the kernel's static ktype_cdev_default/_dynamic, whose address the profile does not know: it
 # stays NULL (the models do the release).
-CDEV_SIZE, CDEV_KOBJ_ENTRY, CDEV_KREF, CDEV_KSTATE = 104, 8, 56, 60
-CDEV_OPS, CDEV_LIST, CDEV_DEV, CDEV_COUNT = 72, 80, 96, 100
+CDEV_SIZE = ("cdev", "sizeof")
+CDEV_KOBJ_ENTRY = ("cdev", "kobj.entry")
+CDEV_KREF = ("cdev", "kobj.kref")
+CDEV_KSTATE = ("cdev", "kobj.state_initialized")
+CDEV_OPS = ("cdev", "ops")
+CDEV_LIST = ("cdev", "list")
+CDEV_DEV = ("cdev", "dev")
+CDEV_COUNT = ("cdev", "count")
 WHITEOUT_DEV = 0
 
 
 def _cdev_init(emu, cdev: int) -> None:
-    emu.write(cdev, bytes(CDEV_SIZE))
-    init_list_head(emu, cdev + CDEV_LIST)
-    init_list_head(emu, cdev + CDEV_KOBJ_ENTRY)
-    emu.write_u(cdev + CDEV_KREF, 4, 1)
-    emu.write_u(cdev + CDEV_KSTATE, 1, 1)        # state_initialized
+    emu.write(cdev, bytes(_o(emu, CDEV_SIZE)))
+    init_list_head(emu, cdev + _o(emu, CDEV_LIST))
+    init_list_head(emu, cdev + _o(emu, CDEV_KOBJ_ENTRY))
+    emu.write_u(cdev + _o(emu, CDEV_KREF), 4, 1)
+    bit = _o(emu, CDEV_KSTATE)[0]                  # state_initialized: [bit offset, bits]
+    emu.write_u(cdev + bit // 8, 1, 1 << bit % 8)
 
 
 @model("cdev_init")
 def cdev_init(emu, cdev, fops):
     _cdev_init(emu, cdev)
-    emu.write_u(cdev + CDEV_OPS, 8, fops)
+    emu.write_u(cdev + _o(emu, CDEV_OPS), 8, fops)
 
 
 @model("cdev_alloc")
 def cdev_alloc(emu):
-    cdev = emu.kmalloc(CDEV_SIZE, zero=True)
+    cdev = emu.kmalloc(_o(emu, CDEV_SIZE), zero=True)
     _cdev_init(emu, cdev)
     emu.state.setdefault("cdev_alloced", []).append(cdev)
     return cdev
@@ -606,8 +653,8 @@ def cdev_alloc(emu):
 @model("cdev_add")
 def cdev_add(emu, cdev, dev, count):
     """Maps [dev, dev+count) to the cdev (kobj_map accepts overlaps: the last one wins)."""
-    emu.write_u(cdev + CDEV_DEV, 4, dev)
-    emu.write_u(cdev + CDEV_COUNT, 4, count)
+    emu.write_u(cdev + _o(emu, CDEV_DEV), 4, dev)
+    emu.write_u(cdev + _o(emu, CDEV_COUNT), 4, count)
     if dev == WHITEOUT_DEV:
         emu.printk(4, "WARNING: CPU: 0 at fs/char_dev.c cdev_add (WHITEOUT_DEV)\n")
         return -EBUSY

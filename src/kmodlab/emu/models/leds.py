@@ -6,19 +6,21 @@ it is listed in ``emu.state["led_triggers"]``.  It would then be set on every LE
 trigger names it — the sandbox has no LEDs, so none.  The kernel links ``next_trig`` into its
 static ``trigger_list``, whose address the profile does not know: that link is not written (the
 registry is the state).  ``led_trigger_event`` on a trigger with no LEDs does nothing.
-Layout (Debian 6.1 amd64): name 0, activate 8, deactivate 16, trigger_type 24,
-leddev_list_lock 32, led_cdevs 40, next_trig 56, groups 72 (80 bytes).
+Layout (Debian 6.1 amd64 BTF, emu/layouts.py): name 0, activate 8, deactivate 16, brightness 24,
+trigger_type 32, leddev_list_lock 40, led_cdevs 48, next_trig 64, groups 80 (88 bytes).
 
 ``__list_add_valid``/``__list_del_entry_valid`` (Debian: CONFIG_DEBUG_LIST=y,
 CONFIG_BUG_ON_DATA_CORRUPTION=y): a corrupted list is reported and is a BUG.
 """
 from __future__ import annotations
 
+from ..layouts import layout
 from ..registry import model
 from .locking import init_list_head
 
 EEXIST = 17
-TRIG_NAME, TRIG_TYPE, TRIG_LOCK, TRIG_CDEVS, TRIG_SIZE = 0, 24, 32, 40, 80
+TRIG_NAME, TRIG_TYPE, TRIG_LOCK, TRIG_CDEVS, TRIG_SIZE = layout("leds").values(
+    "led_trigger", "name", "trigger_type", "leddev_list_lock", "led_cdevs", "sizeof")
 LIST_POISON1, LIST_POISON2 = 0xDEAD000000000100, 0xDEAD000000000122
 
 

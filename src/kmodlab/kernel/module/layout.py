@@ -308,7 +308,8 @@ def move_module_mem(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset
     own vmalloc area from the module range), then copy the sections and point ``sh_addr`` at
     them.  Returns the allocations as [type name, base, size, region name].
 
-    ``placement`` = {type name: base} puts each allocation where another kernel put it."""
+    ``placement`` = {type name: base} puts those allocations where another kernel put them
+    (the others are allocated as usual)."""
     allocs: list[list] = []
     bases = [0] * MOD_MEM_NUM_TYPES
     taken = list(used)
@@ -317,8 +318,8 @@ def move_module_mem(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset
             if not info.mem[t]:
                 continue
             size = info.mem[t] = page_align(info.mem[t])
-            if placement is not None:
-                base = placement.get(MOD_MEM_NAMES[t], 0)
+            if placement is not None and MOD_MEM_NAMES[t] in placement:
+                base = placement[MOD_MEM_NAMES[t]]
                 if base % PAGE_SIZE or not MODULES_VADDR <= base < MODULES_END or any(
                         base < b + page_align(sz) and b < base + size for b, sz in taken):
                     raise LoadError(ENOMEM, "move_module",

@@ -7,11 +7,17 @@ from .internal import STATE_NAMES, Module, module_flags_taint
 
 
 def builtin_sysfs_dirs(profile) -> set[str]:
-    """Built-in modules that have /sys/module/<name>: those with parameters or a version
-    (read from modules.builtin.modinfo: 'name.parmtype=…' / 'name.version=…')."""
+    """Built-in code that has /sys/module/<name>: the importer read it from vmlinux (built-in
+    parameters with a mode, by their prefix; built-in versions).  A profile imported before
+    that falls back to modules.builtin.modinfo ('name.parmtype=…' / 'name.version=…'), which
+    also names parameters without a sysfs file and misses MODULE_PARAM_PREFIX renames."""
     cached = getattr(profile, "_kmodlab_builtin_sysfs", None)
     if cached is not None:
         return cached
+    if profile.builtin_sysfs:
+        names = set(profile.builtin_sysfs)
+        object.__setattr__(profile, "_kmodlab_builtin_sysfs", names)
+        return names
     names = set()
     for raw in (profile.builtin_modinfo or b"").split(b"\0"):
         key = raw.split(b"=", 1)[0]

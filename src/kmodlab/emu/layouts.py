@@ -1,0 +1,283 @@
+"""The kernel struct layouts the models rely on, per models file, with Debian 6.1's values.
+
+A model that reads or writes a kernel struct does so at byte offsets.  Those offsets are facts
+of one kernel build; this module declares every one of them, tied to its BTF struct and member,
+with the value it has in Linux 6.1 (Debian 12, the release the models were written against):
+``LAYOUTS["driver"]["class"]["p"] == 112`` is offsetof(struct class, p).  ``"sizeof"`` is
+sizeof(struct); a member path may go through members and array elements (``"wait.head"``,
+``"entry.pprev"``); a bitfield is ``[bit offset, bits]``.  Flag values, errno numbers and array
+lengths are not struct layouts and are not declared.
+
+Plain data, imported by the profile importer (``profile/debian.py``: ``STRUCTS_WANTED``
+records every declared fact from the kernel's BTF) without importing the emulator.
+
+At run time (``emu/emulator.py``) a models file is in one of two modes:
+
+* **checked** (the default): the file keeps its 6.1 constants, and the emulator compares the
+  file's declared facts with the running profile's BTF facts (``profile.structs``) before any
+  of its models runs: if one differs or is unknown, every model of that file refuses — the
+  call stops init as :class:`~kmodlab.emu.errors.Unmodelled`, naming the struct, the member
+  and both offsets.
+* **per profile** (``PER_PROFILE``): the file reads each offset from the running profile
+  (``LAYOUT.of(emu)`` in the file); a fact the running kernel lacks stops the model that needs
+  it, as Unmodelled, when it needs it.
+
+``USES`` names the files whose helpers a file calls directly (not through the emulator), so
+that a checked file is refused when a helper it relies on would be.
+
+An emulator without a profile (unit tests that build one on their own exports) stands for the
+models' own kernel: the declared 6.1 values.
+"""
+from __future__ import annotations
+
+LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
+    "crypto": {
+        "shash_alg": {"export": 40, "import": 48, "setkey": 56, "init_tfm": 64, "exit_tfm": 72,
+                      "descsize": 80, "digestsize": 88, "statesize": 92, "base": 96,
+                      "sizeof": 480},
+        "crypto_alg": {"cra_flags": 32, "cra_blocksize": 36, "cra_ctxsize": 40,
+                       "cra_alignmask": 44, "cra_priority": 48, "cra_refcnt": 52,
+                       "cra_name": 56, "cra_driver_name": 184, "cra_module": 376,
+                       "sizeof": 384},
+        "crypto_template": {"module": 24, "name": 40, "sizeof": 168},
+        "skcipher_alg": {"ivsize": 48, "chunksize": 52, "walksize": 56, "base": 64,
+                         "sizeof": 448},
+        "aead_alg": {"ivsize": 48, "maxauthsize": 52, "chunksize": 56, "base": 64,
+                     "sizeof": 448},
+        "ahash_alg": {"halg.digestsize": 80, "halg.statesize": 84, "halg.base": 88,
+                      "sizeof": 472},
+        "rng_alg": {"seedsize": 24, "base": 32, "sizeof": 416},
+        "kpp_alg": {"base": 56, "sizeof": 440},
+        "akcipher_alg": {"base": 80, "sizeof": 464},
+        "scomp_alg": {"base": 32, "sizeof": 416},
+        "crypto_tfm": {"refcnt": 0, "crt_flags": 4, "__crt_alg": 24, "sizeof": 32},
+        "crypto_shash": {"descsize": 0, "base": 8},
+    },
+    "driver": {
+        "list_head": {"next": 0, "prev": 8},
+        "device_driver": {"name": 0, "bus": 8, "owner": 16, "mod_name": 24,
+                          "of_match_table": 40, "groups": 104, "dev_groups": 112, "p": 136},
+        "pci_driver": {"name": 16, "groups": 104, "dev_groups": 112, "driver": 120,
+                       "dynids": 264},
+        "pci_dynids": {"lock": 0, "list": 8},
+        "platform_driver": {"driver": 48},
+        "class": {"name": 0, "owner": 8, "class_release": 56, "p": 112, "sizeof": 120},
+        "bus_type": {"name": 0, "p": 168},
+        "i2c_driver": {"driver": 56, "clients": 224},
+        "spi_driver": {"id_table": 0, "driver": 32},
+        "serio_driver": {"manual_bind": 16, "driver": 80},
+        "of_device_id": {"compatible": 64, "sizeof": 200},
+        "spi_device_id": {"name": 0, "sizeof": 40},
+        "miscdevice": {"minor": 0, "name": 8, "list": 24, "this_device": 48},
+        "class_interface": {"node": 0, "class": 16, "add_dev": 24},
+        "cdev": {"kobj.entry": 8, "kobj.kref": 56, "kobj.state_initialized": [480, 1],
+                 "ops": 72, "list": 80, "dev": 96, "count": 100, "sizeof": 104},
+        "attribute": {"name": 0},
+        "notifier_block": {"notifier_call": 0},
+    },
+    "fs": {
+        "file_system_type": {"name": 0, "owner": 48, "next": 56},
+        "nls_table": {"charset": 0, "alias": 8, "owner": 48, "next": 56},
+        "dentry": {"sizeof": 192},
+    },
+    "input": {
+        "list_head": {"next": 0, "prev": 8},
+        "input_handler": {"name": 72, "h_list": 88},
+        "acpi_bus_type": {"name": 16, "match": 24, "find_companion": 32},
+    },
+    "kobject": {
+        "list_head": {"next": 0, "prev": 8},
+        "kobject": {"name": 0, "entry": 8, "parent": 24, "kset": 32, "ktype": 40, "sd": 48,
+                    "kref": 56, "state_initialized": [480, 1], "state_in_sysfs": [481, 1],
+                    "sizeof": 64},
+        "kset": {"list": 0, "list_lock": 16, "kobj": 24, "uevent_ops": 88, "sizeof": 96},
+        "kobj_type": {"release": 0, "default_groups": 16},
+        "attribute_group": {"name": 0, "is_visible": 8, "is_bin_visible": 16, "attrs": 24,
+                            "bin_attrs": 32},
+        "attribute": {"name": 0, "mode": 8},
+        "bin_attribute": {"attr": 0},
+    },
+    "leds": {
+        "list_head": {"next": 0, "prev": 8},
+        "led_trigger": {"name": 0, "trigger_type": 32, "leddev_list_lock": 40,
+                        "led_cdevs": 48, "sizeof": 88},
+    },
+    "locking": {
+        "list_head": {"next": 0, "prev": 8},
+        "mutex": {"owner": 0, "wait_lock": 8, "osq": 12, "wait_list": 16},
+        "rw_semaphore": {"count": 0, "owner": 8, "osq": 16, "wait_lock": 20, "wait_list": 24,
+                         "sizeof": 40},
+        "qspinlock": {"locked": 0, "sizeof": 4},
+        "wait_queue_head": {"lock": 0, "head": 8},
+        "swait_queue_head": {"lock": 0, "task_list": 8},
+    },
+    "mempool": {
+        "list_head": {"next": 0, "prev": 8},
+        "mempool_s": {"lock": 0, "min_nr": 4, "curr_nr": 8, "elements": 16, "pool_data": 24,
+                      "alloc": 32, "free": 40, "wait": 48, "wait.head": 56, "sizeof": 72},
+    },
+    "net": {
+        "rtnl_link_ops": {"kind": 16, "alloc": 32, "setup": 40, "maxtype": 52, "dellink": 88,
+                          "slave_maxtype": 144},
+        "rw_semaphore": {"count": 0, "owner": 8, "osq": 16, "wait_lock": 20, "wait_list": 24,
+                         "sizeof": 40},
+        "pernet_operations": {"list": 0, "init": 16, "pre_exit": 24, "exit": 32,
+                              "exit_batch": 40, "exit_batch_rtnl": 48, "id": 56, "size": 64},
+        "net": {"gen": 3144},
+        "net_generic": {"ptr": 0, "sizeof": 24},
+        "netdev_notifier_info": {"dev": 0, "extack": 8, "sizeof": 16},
+        "proto": {"inuse_idx": 224, "slab": 344, "obj_size": 352, "slab_flags": 356,
+                  "useroffset": 360, "usersize": 364, "rsk_prot": 376, "twsk_prot": 384,
+                  "owner": 400, "name": 408, "node": 440, "sizeof": 464},
+        "net_proto_family": {"family": 0, "create": 8, "owner": 16},
+        "packet_type": {"type": 0, "dev": 8, "func": 16, "sizeof": 72},
+    },
+    "notifier": {
+        "notifier_block": {"notifier_call": 0, "next": 8, "priority": 16},
+    },
+    "proc": {
+        "net": {"proc_net": 168},
+        "proc_dir_entry": {"refcnt": 4, "proc_ops": 48, "seq_ops": 64, "data": 80,
+                           "state_size": 88, "nlink": 96, "parent": 120, "name": 160,
+                           "mode": 168, "namelen": 171, "inline_name": 172, "sizeof": 176},
+        "ctl_table": {"procname": 0, "mode": 20, "child": 24, "proc_handler": 32,
+                      "sizeof": 64},
+        "ctl_table_header": {"ctl_table": 0, "used": 8, "count": 12, "nreg": 16,
+                             "ctl_table_arg": 32, "sizeof": 80},
+    },
+    "sched": {
+        "fixed_percpu_data": {"stack_canary": 40, "sizeof": 48},
+    },
+    "shrinker": {
+        "shrinker": {"count_objects": 0, "scan_objects": 8, "flags": 28, "nr_deferred": 56},
+    },
+    "slab": {
+        "kmem_cache": {"size": 24, "object_size": 28, "refcount": 64, "ctor": 72, "align": 84,
+                       "name": 96},
+    },
+    "textsearch": {
+        "ts_ops": {"name": 0, "init": 8, "find": 16, "get_pattern": 32,
+                   "get_pattern_len": 40},
+        "quota_format_type": {"qf_fmt_id": 0, "qf_next": 24},
+    },
+    "timer": {
+        "timer_list": {"entry.pprev": 8, "expires": 16, "function": 24, "flags": 32},
+    },
+    "workqueue": {
+        "work_struct": {"data": 0, "entry": 8, "func": 24, "sizeof": 32},
+        "delayed_work": {"work": 0, "timer": 32, "wq": 72, "cpu": 80, "sizeof": 88},
+    },
+}
+
+# files whose models read every offset from the running profile (see the module docstring)
+PER_PROFILE: frozenset[str] = frozenset({"driver"})
+
+# helpers a file calls directly from another models file that has layout facts
+USES: dict[str, tuple[str, ...]] = {
+    "crypto": ("slab",),
+    "kobject": ("slab",),
+    "mempool": ("slab",),
+    "net": ("slab",),
+    "proc": ("slab",),
+    "shrinker": ("slab",),
+    "time": ("timer",),
+}
+
+
+def wanted() -> dict[str, list[str]]:
+    """Every declared fact, as ``extract_layouts`` wants them: struct → member paths."""
+    out: dict[str, list[str]] = {}
+    for facts in LAYOUTS.values():
+        for struct, members in facts.items():
+            have = out.setdefault(struct, [])
+            have += [m for m in members if m != "sizeof" and m not in have]
+    return out
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "nothing"
+    if isinstance(v, (list, tuple)):
+        return f"bits {v[0]}+{v[1]}"
+    return str(v)
+
+
+def disagreements(file: str, structs: dict | None) -> list[str]:
+    """What the running kernel's BTF facts (``profile.structs``; None: no profile, the 6.1
+    values stand) say differently from the facts ``file`` declares (and the files it uses)."""
+    if structs is None:
+        return []
+    out = []
+    for f in (file, *USES.get(file, ())):
+        for struct, members in LAYOUTS.get(f, {}).items():
+            have = structs.get(struct)
+            for member, v61 in members.items():
+                got = have.get(member) if isinstance(have, dict) else None
+                if isinstance(got, list):
+                    got = list(got)
+                if got != v61:
+                    what = "sizeof" if member == "sizeof" else member
+                    say = ("does not record it" if not isinstance(have, dict) or member not in have
+                           else f"says {_fmt(got)}")
+                    out.append(f"struct {struct} {what} {_fmt(v61)}; this kernel's BTF {say}")
+    return out
+
+
+def refusal(file: str, structs: dict | None) -> str | None:
+    """The reason the models of ``file`` refuse on this profile, or None."""
+    if file in PER_PROFILE:
+        return None
+    bad = disagreements(file, structs)
+    if not bad:
+        return None
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    return f"models/{file}.py assumes Linux 6.1's {bad[0]}{more}"
+
+
+class Layout:
+    """A models file's declared facts: ``values`` gives the 6.1 constants (checked files),
+    ``of(emu)`` this kernel's offsets (per-profile files)."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.facts = LAYOUTS[file]
+
+    def values(self, struct: str, *members: str) -> tuple:
+        f = self.facts[struct]
+        return tuple(f[m] for m in members)
+
+    def of(self, emu) -> "Offsets":
+        cache = emu.__dict__.setdefault("_layouts", {})
+        o = cache.get(self.file)
+        if o is None:
+            o = cache[self.file] = Offsets(self, getattr(emu, "structs", None), emu)
+        return o
+
+
+class Offsets:
+    """This kernel's value of each fact a per-profile file declared: ``o["class", "name"]``.
+    A fact the kernel lacks (or the profile does not record) raises Unmodelled when used."""
+
+    def __init__(self, layout: Layout, structs: dict | None, emu):
+        self.layout, self.structs, self.emu = layout, structs, emu
+
+    def __getitem__(self, key: tuple[str, str]):
+        struct, member = key
+        v61 = self.layout.facts[struct][member]        # KeyError: an undeclared fact (a bug)
+        if self.structs is None:
+            return v61
+        have = self.structs.get(struct)
+        got = have.get(member) if isinstance(have, dict) else None
+        if got is None:
+            from .errors import Unmodelled
+            model = getattr(self.emu, "_model_name", "") or f"models/{self.layout.file}.py"
+            say = "does not record it" if not isinstance(have, dict) or member not in have \
+                else "has no such member"
+            raise Unmodelled(f"{model} (the model needs struct {struct} "
+                             f"{'sizeof' if member == 'sizeof' else member}, {_fmt(v61)} in "
+                             f"Linux 6.1; this kernel's BTF {say})", what=self.emu.what)
+        return got
+
+
+def layout(file: str) -> Layout:
+    return Layout(file)
