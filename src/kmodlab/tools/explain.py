@@ -33,8 +33,13 @@ def _render(step: str, d: dict) -> list[str]:
         return [f"signature: none usable; the module will be marked unsigned (taint E); ELF length {d['elf_len']}"]
     if step == "elf_validity_check":
         return [f"ELF checks passed: relocatable x86-64 object, {d['sections']} section headers at offset {d['shoff']}"]
-    if step == "setup_load_info":
-        out = [f"load info: module '{d['name']}', symtab is section {d['symtab']}, "
+    if step in ("setup_load_info", "elf_validity_cache_copy"):
+        out = []
+        if step == "elf_validity_cache_copy":
+            out.append(f"ELF checks passed: relocatable x86-64 object, {d['sections']} section "
+                       f"headers at offset {d['shoff']}; one .modinfo, one symbol table, one "
+                       f".gnu.linkonce.this_module of sizeof(struct module) = {d['sizeof_module']}")
+        out += [f"load info: module '{d['name']}', symtab is section {d['symtab']}, "
                f".gnu.linkonce.this_module section {d['this_module']}, {d['versions']} __versions entries"
                + (f", per-CPU section {d['percpu']}" if d.get("percpu") else "")]
         out += [f"  .modinfo {x}" for x in d.get("modinfo", [])]
@@ -42,6 +47,18 @@ def _render(step: str, d: dict) -> list[str]:
     if step == "check_modstruct_version":
         return [f"module_layout CRC: module {d['module_crc']:#010x} vs kernel {d['kernel_crc']:#010x}: same"
                 if d.get("module_crc") is not None else "module_layout CRC: not listed (no __versions)"]
+    if step == "early_mod_check":
+        return ["blacklist, section headers rewritten, module_layout CRC (above), then:",
+                f"vermagic: '{d['vermagic']}' vs kernel '{d['kernel_vermagic']}': accepted; "
+                "no module of that name in the list (checked before allocating)"]
+    if step == "layout_and_allocate" and d.get("mem"):
+        out = ["layout: one allocation per module_memory type (each page-aligned, in enum "
+               "order); symtab/strtab in init_data, the kallsyms core copy in data:"]
+        for t, base, size in d["mem"]:
+            out.append(f"  {t:<14} {size:8d} bytes at {_h(base)}")
+        for name, addr, size in d.get("sections", []):
+            out.append(f"    {name:<28} {_h(addr)} {size:8d} bytes")
+        return out
     if step == "layout_and_allocate":
         out = [f"vermagic: '{d['vermagic']}' vs kernel '{d['kernel_vermagic']}': accepted",
                "layout (text, rodata, ro_after_init, data; page-aligned; kallsyms appended):",

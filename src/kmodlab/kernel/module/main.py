@@ -712,15 +712,17 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
              mangled=bool(flags & (MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC)))
         if m.rules.elf_validity_cache:            # 6.4+: checks and section cache in one pass
             elf_validity_cache_copy(info, m.rules.sizeof_module)
-            step("elf_validity_cache_copy", sections=len(info.sechdrs), shoff=info.hdr.shoff)
             cache_load_info(info, flags)
+            checks = "elf_validity_cache_copy"
         else:
             elf_validity_check(info)              # ELF structure, before any section is trusted
             step("elf_validity_check", sections=len(info.sechdrs), shoff=info.hdr.shoff)
             setup_load_info(m, info, flags)       # cache the interesting sections, find a name
+            checks = "setup_load_info"
         result.name = info.name
-        step("setup_load_info", name=info.name, symtab=info.index_sym, this_module=info.index_mod,
-             versions=len(info.versions), percpu=info.index_pcpu,
+        step(checks, name=info.name, symtab=info.index_sym, this_module=info.index_mod,
+             versions=len(info.versions), percpu=info.index_pcpu, sections=len(info.sechdrs),
+             shoff=info.hdr.shoff, sizeof_module=m.rules.sizeof_module,
              modinfo=[f"{t}={v}" for t, v in info.modinfo if t in ("vermagic", "license", "depends")])
         blacklisted(m, info)
         rewrite_section_headers(info)
@@ -731,11 +733,14 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
              module_crc=next((c for c, n in info.versions if n == "module_layout"), None))
         if m.rules.early_mod_check:
             early_mod_check(m, info, mod, flags)  # 6.4+: vermagic, name not taken, no memory yet
+            step("early_mod_check", vermagic=info.get_modinfo("vermagic"),
+                 kernel_vermagic=m.profile.vermagic)
         layout_and_allocate(m, info, mod, flags, placement)  # (6.1: vermagic, taints,) layout, move
         undo.push(free_memory, m, mod)
         result.coresize, result.initsize = info.core.size, info.init.size
         step("layout_and_allocate", vermagic=info.get_modinfo("vermagic"),
              kernel_vermagic=m.profile.vermagic, core=info.core, init=info.init,
+             mem=[a[:3] for a in mod.mem] if m.rules.mod_mem else None,
              taints=mod.taints, sections=[(s.name, s.addr, s.size) for s in info.sechdrs
                                           if s.flags & elf.SHF_ALLOC])
         add_unformed_module(m, mod)               # name reserved in the list (UNFORMED)
