@@ -283,3 +283,20 @@ def test_c2port_core_loads_as_on_the_real_kernel(trixie):
     m = machine(prof)
     r = main.load_module(m, ko(tree, "drivers/misc/c2port/core.ko.xz"), "", 0, run_init=False)
     assert r.ret == 0, r.reason
+
+
+def test_fat_and_vfat_go_live_on_612(trixie):
+    """fat's init creates its inode cache with 6.12's __kmem_cache_create_args (alignment and
+    constructor in a struct kmem_cache_args, read through the profile's BTF); vfat then binds
+    to fat's exports: both LIVE, fat used by vfat."""
+    from kmodlab.kernel.module import main
+    from kmodlab.kernel.module.procfs import proc_modules
+    prof, tree = trixie
+    m = machine(prof)
+    for rel in ("fs/fat/fat.ko.xz", "fs/fat/vfat.ko.xz"):
+        r = main.load_module(m, ko(tree, rel), "", 0)
+        assert r.ret == 0, r.reason
+    lines = proc_modules(m.modules)
+    assert "fat " in lines and " 1 vfat, Live " in lines
+    caches = [n for n in m.emu_state.get("kmem_caches", {}).values()]
+    assert "fat_inode_cache" in caches and "fat_cache" in caches

@@ -15,6 +15,7 @@ was already freed) is an oops; destroying a cache that still has objects warns a
 """
 from __future__ import annotations
 
+from ..errors import Unmodelled
 from ..registry import data, model
 
 ZERO_SIZE_PTR = 16
@@ -252,6 +253,19 @@ def kmem_cache_create(emu, name, size, align, flags, ctor):
 @model("kmem_cache_create_usercopy")
 def kmem_cache_create_usercopy(emu, name, size, align, flags, useroffset, usersize, ctor):
     return _cache_create(emu, name, size, align, flags, ctor)
+
+
+@model("__kmem_cache_create_args")
+def __kmem_cache_create_args(emu, name, object_size, args, flags):
+    """Linux 6.12's kmem_cache_create(): alignment and constructor come in a struct
+    kmem_cache_args (its offsets from the kernel's BTF; NULL means all defaults)."""
+    lay = (emu.structs or {}).get("kmem_cache_args") or {}
+    if lay.get("align") is None or lay.get("ctor") is None:
+        raise Unmodelled("__kmem_cache_create_args (the profile does not know struct "
+                         "kmem_cache_args)", what=emu.what)
+    align = emu.read_u(args + lay["align"], 4) if args else 0
+    ctor = emu.read_u(args + lay["ctor"], 8) if args else 0
+    return _cache_create(emu, name, object_size, align, flags, ctor)
 
 
 def _cache_alloc(emu, s: int, flags: int) -> int:
