@@ -35,8 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .kernel.mm import (AddressSpace, Heap, PAGE_SIZE, PERCPU_BASE, PERCPU_MODULE_RESERVE,
-                        PERCPU_STATIC_SIZE, Region)
+from .kernel.mm import AddressSpace, Heap, PAGE_SIZE, PERCPU_AREA_SIZE, PERCPU_BASE, Region
 from .kernel.module.internal import KernelSymbol, Layout, Module, ParamInfo
 from .kernel.printk import KERN_INFO, KERN_WARNING, LogRecord
 
@@ -92,7 +91,7 @@ class Machine:
         # x86-64 with KASLR: module_load_offset is a random whole number of pages in [1, 1024],
         # chosen once per boot (arch/x86/kernel/module.c).
         m.module_load_offset = rnd.randint(1, 1024) * PAGE_SIZE
-        m.mm.map("percpu", PERCPU_BASE, PERCPU_STATIC_SIZE + PERCPU_MODULE_RESERVE)
+        m.mm.map("percpu", PERCPU_BASE, PERCPU_AREA_SIZE)
         m.profile = profile
         if profile is not None:
             m.printk(KERN_INFO, f"Linux version {profile.release} (kmodlab sandbox kernel, profile "

@@ -38,7 +38,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from ..kernel.mm import (HEAP_BASE, MODULES_VADDR, PAGE_SIZE, PERCPU_BASE, PERCPU_MODULE_RESERVE,
+from ..kernel.mm import (HEAP_BASE, MODULES_VADDR, PAGE_SIZE, PERCPU_AREA_SIZE, PERCPU_BASE,
                          PERCPU_STATIC_SIZE, AddressSpace, Heap, page_align)
 from . import layouts as _layouts
 from . import oops as _oops
@@ -131,6 +131,7 @@ class Emulator:
         if profile is None:
             profile = getattr(getattr(printk, "__self__", None), "profile", None)
         self.structs: dict | None = getattr(profile, "structs", None)
+        self.percpu_static = getattr(profile, "percpu_static_size", None) or PERCPU_STATIC_SIZE
         self._refusals: dict[str, str | None] = {}
         self._printk_cb, self._symbolize_cb = printk, symbolize
         self.budget, self.timeout_s, self.trace = budget, timeout_s, trace
@@ -198,7 +199,7 @@ class Emulator:
         self._prot_all = UC_PROT_ALL
         # 2. the sandbox's regions; the per-CPU area exists even before any module uses it
         if "percpu" not in self.mm.regions:
-            self.mm.map("percpu", PERCPU_BASE, PERCPU_STATIC_SIZE + PERCPU_MODULE_RESERVE)
+            self.mm.map("percpu", PERCPU_BASE, PERCPU_AREA_SIZE)
         self._region_len: dict[str, int] = {}
         self._region_base: dict[str, int] = {}
         self._shared: dict[str, tuple[bytearray, Any]] = {}     # regions mapped in place
@@ -257,7 +258,7 @@ class Emulator:
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_insn_invalid)
         uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_pcpu_access,
-                    begin=PERCPU_BASE, end=PERCPU_BASE + PERCPU_STATIC_SIZE - 1)
+                    begin=PERCPU_BASE, end=PERCPU_BASE + self.percpu_static - 1)
         for s, e in self._merge(sorted(data_pages)):
             uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_data_access,
                         begin=s, end=e - 1)

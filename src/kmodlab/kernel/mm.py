@@ -24,8 +24,10 @@ MODULES_VADDR = 0xFFFFFFFFC0000000
 MODULES_END = 0xFFFFFFFFFF000000
 HEAP_BASE = 0xFFFF888100000000          # direct-map address for kmalloc memory
 PERCPU_BASE = 0xFFFF88813BC00000        # CPU 0's per-CPU area (what %gs points at)
-PERCPU_STATIC_SIZE = 0x35000            # Debian 6.1's static per-CPU area (reference §2.11)
+PERCPU_STATIC_SIZE = 0x35000            # Debian 6.1's static per-CPU area (reference §2.11); the
+#                                         running kernel's is profile.percpu_static_size (6.12: 0x39000)
 PERCPU_MODULE_RESERVE = 8 * 1024
+PERCPU_AREA_SIZE = 0x80000              # the sandbox's mapping: any release's static area + reserve
 
 
 def page_align(n: int) -> int:

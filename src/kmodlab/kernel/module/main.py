@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from ... import elf
 from ...errors import (EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOEXEC, ENOMEM, ENOSYS, EPERM,
                        EWOULDBLOCK, ETIMEDOUT, KmodlabError)
-from ..mm import (MODULES_END, MODULES_VADDR, PAGE_SIZE, PERCPU_MODULE_RESERVE,
-                  PERCPU_STATIC_SIZE, align)
+from ..mm import MODULES_END, MODULES_VADDR, PAGE_SIZE, PERCPU_MODULE_RESERVE, align
 from ..printk import KERN_ERR, KERN_INFO, KERN_NOTICE, KERN_WARNING
 from . import kallsyms, layout, version
 from .elf_validity import elf_validity_cache_copy, elf_validity_check
@@ -312,13 +311,14 @@ def percpu_modalloc(m, info: LoadInfo, mod: Module) -> None:
     if al > PAGE_SIZE:
         m.printk(KERN_WARNING, f"{mod.name}: per-cpu alignment {al} > {PAGE_SIZE}")
         al = PAGE_SIZE
-    off = PERCPU_STATIC_SIZE
+    static = m.profile.percpu_static_size       # the kernel's own .data..percpu comes first
+    off = static
     for o, s, _ in sorted(m.percpu_used):
         if align(off, al) + sec.size <= o:
             break
         off = max(off, o + s)
     off = align(off, al)
-    if off + sec.size > PERCPU_STATIC_SIZE + PERCPU_MODULE_RESERVE:
+    if off + sec.size > static + PERCPU_MODULE_RESERVE:
         raise LoadError(ENOMEM, "percpu_modalloc",
                         f"{mod.name}: Could not allocate {sec.size} bytes percpu data")
     m.percpu_used.append((off, sec.size, mod.name))
