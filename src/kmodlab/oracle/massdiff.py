@@ -255,6 +255,21 @@ def _init_base(st: dict, core: int, coresize: int, probe: dict | None) -> int:
     return (min(init) & ~(PAGE - 1)) if init else 0
 
 
+def _uses(sb, mod) -> set[str]:
+    """Every module ``mod`` uses, directly or through the modules it uses."""
+    seen: set[str] = set()
+    todo = list(mod.target_list)
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        t = sb.m.find_module(n, include_unformed=True)
+        if t is not None:
+            todo.extend(t.target_list)
+    return seen
+
+
 def _mem_placement(mem: dict | None) -> dict | None:
     """6.4+: {type: base} of the recorded module_memory regions (the non-empty ones)."""
     if not mem:
@@ -470,7 +485,7 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             sb_core = sb.m.mm.read(mod.core.base, coresize)
         sb_sections = dict(mod.sections)
         init_base = mod.init_layout.base
-        uses_skipped = sorted(set(mod.target_list) & skipped)
+        uses_skipped = sorted(_uses(sb, mod) & skipped)
         if uses_skipped:
             partial.add(name)
         # 2. init
@@ -485,8 +500,9 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         elif not run_init:
             rep.init_outcomes["init not run"] += 1
             why = "explained: init not run (run_init=False)"
-        elif ret < 0 and uses_skipped:
-            # its init calls into a module whose own init never ran here: its state is missing
+        elif (ret < 0 or ret > 0) and uses_skipped:
+            # its init calls into a module (directly or through another) whose own init never
+            # ran here: its state is missing (plip's init returns 1 when parport's bus is absent)
             rep.init_outcomes["stopped after using a module whose init was skipped"] += 1
             rep.emulator_stops[name] = ires.reason
             why = (f"explained: uses {', '.join(uses_skipped)}, whose init the emulator could not "
