@@ -300,3 +300,23 @@ def test_fat_and_vfat_go_live_on_612(trixie):
     assert "fat " in lines and " 1 vfat, Live " in lines
     caches = [n for n in m.emu_state.get("kmem_caches", {}).values()]
     assert "fat_inode_cache" in caches and "fat_cache" in caches
+
+
+def test_pcpu_hot_models_current_preempt_count_and_cpu(trixie):
+    """6.12's `current` is %gs:pcpu_hot.current_task (6.1: %gs:current_task): the emulator
+    models the struct's first three fields at the BTF's offsets, and nothing after them."""
+    from kmodlab.emu.emulator import Emulator
+    from kmodlab.kernel.mm import PERCPU_BASE
+    prof, _ = trixie
+    m = machine(prof)
+    emu = Emulator(m.mm, m.heap, prof.exports, printk=m.printk, profile=prof)
+    emu._setup()                        # what a call does first: map memory, per-CPU, data
+    try:
+        hot = prof.exports["pcpu_hot"].addr
+        assert (hot, hot + 16, "pcpu_hot") in emu._pcpu_allowed
+        lay = prof.structs["pcpu_hot"]
+        assert emu.read_u(PERCPU_BASE + hot + lay["current_task"], 8) == emu.current
+        assert emu.read_u(PERCPU_BASE + hot + lay["preempt_count"], 4) == 0x80000000
+        assert "current_task" not in prof.exports          # the 6.1 variable is gone
+    finally:
+        emu.close()

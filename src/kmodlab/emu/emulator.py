@@ -235,8 +235,12 @@ class Emulator:
                 self._refused_data[dm.export or name] = why
                 continue
             if getattr(e, "kind", "") == "percpu":
-                self._pcpu_allowed.append((e.addr, e.addr + dm.size, name))
-                pending.append((PERCPU_BASE + e.addr, dm, name))
+                size = dm.size
+                if size is None:                 # the model's bytes are what is modelled
+                    size = len(dm.fn(self))
+                if size:
+                    self._pcpu_allowed.append((e.addr, e.addr + size, name))
+                    pending.append((PERCPU_BASE + e.addr, dm, name))
             else:
                 a = e.addr + dm.offset
                 for p in range(a & ~(PAGE_SIZE - 1), page_align(a + dm.size), PAGE_SIZE):
@@ -247,7 +251,7 @@ class Emulator:
             self._map(p, p + PAGE_SIZE)
         for addr, dm, name in pending:
             content = dm.fn(self)
-            if len(content) > dm.size:
+            if dm.size is not None and len(content) > dm.size:
                 raise ValueError(f"model of {name} gives {len(content)} bytes > {dm.size}")
             self.write(addr, content)
         self._data_ranges.sort()

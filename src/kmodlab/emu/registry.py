@@ -85,8 +85,10 @@ def data_field(export: str, offset: int, size: int):
     return deco
 
 
-def percpu(name: str, size: int):
-    """Register the contents of a kernel per-CPU export (CPU 0's copy) of ``size`` bytes."""
+def percpu(name: str, size: int | None):
+    """Register the contents of a kernel per-CPU export (CPU 0's copy) of ``size`` bytes
+    (None: as many as the model gives, which may depend on the running kernel's layout; the
+    rest of the variable stays unmodelled)."""
     def deco(fn):
         DATA[name] = DataModel(name, size, fn, True, file=_file(fn))
         return fn

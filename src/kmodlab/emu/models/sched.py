@@ -20,6 +20,25 @@ def current_task(emu) -> bytes:
     return emu.current.to_bytes(8, "little")
 
 
+@percpu("pcpu_hot", None)
+def pcpu_hot(emu) -> bytes:
+    """Linux 6.12 keeps current, preempt_count and cpu_number in one per-CPU struct pcpu_hot
+    (offsets from the kernel's BTF): those three are modelled, as the three per-CPU variables
+    of 6.1 are; the fields after them (call depth, stack pointers) stay unmodelled."""
+    lay = (emu.structs or {}).get("pcpu_hot") or {}
+    fields = [("current_task", emu.current, 8), ("preempt_count", PREEMPT_ENABLED, 4),
+              ("cpu_number", 0, 4)]
+    if any(lay.get(f) is None for f, _v, _n in fields):
+        return b""
+    end = max(lay[f] + n for f, _v, n in fields)
+    if end > 16:            # not the layout whose leading fields these are: model nothing
+        return b""
+    buf = bytearray(end)
+    for f, v, n in fields:
+        buf[lay[f]:lay[f] + n] = v.to_bytes(n, "little")
+    return bytes(buf)
+
+
 @percpu("__preempt_count", 4)
 def preempt_count(emu) -> bytes:
     return PREEMPT_ENABLED.to_bytes(4, "little")
