@@ -320,3 +320,15 @@ def test_pcpu_hot_models_current_preempt_count_and_cpu(trixie):
         assert "current_task" not in prof.exports          # the 6.1 variable is gone
     finally:
         emu.close()
+
+
+def test_612_allocation_and_list_names_are_modelled():
+    """6.12 renamed the kmalloc entry points (memory allocation profiling: *_noprof) and the
+    list checks (CONFIG_LIST_HARDENED: *_or_report); one model serves both names."""
+    from kmodlab.emu.registry import FUNCTIONS, load_models
+    load_models()
+    for old, new in (("kmalloc_trace", "__kmalloc_cache_noprof"), ("__kmalloc", "__kmalloc_noprof"),
+                     ("kmem_cache_alloc", "kmem_cache_alloc_noprof"),
+                     ("__list_add_valid", "__list_add_valid_or_report")):
+        assert FUNCTIONS[old].fn is FUNCTIONS[new].fn
+    assert FUNCTIONS["__list_del_entry_valid_or_report"].nargs == 1

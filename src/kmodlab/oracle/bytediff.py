@@ -142,9 +142,12 @@ class Mem:
         return self.data[addr - self.base]
 
 
-def patch_sites(secs: list[Sec], mem: Mem) -> list[tuple[int, int, str]]:
+def patch_sites(secs: list[Sec], mem: Mem, alt: tuple[int, int] = (12, 10)
+                ) -> list[tuple[int, int, str]]:
     """(address, length, reason) of every instruction the kernel patches after relocation,
-    read from the module's own tables (relocated, in the sandbox's copy)."""
+    read from the module's own tables (relocated, in the sandbox's copy).  ``alt`` is
+    (sizeof(struct alt_instr), offsetof(instrlen)) of the running kernel: 12, 10 on 6.1;
+    6.12's entry carries a 32-bit feature+flags word: 14, 12."""
     by = {s.name: s for s in secs}
     sites: list[tuple[int, int, str]] = []
 
@@ -162,8 +165,8 @@ def patch_sites(secs: list[Sec], mem: Mem) -> list[tuple[int, int, str]]:
         site = (a + mem.s32(a)) & U64
         n = 6 if mem.has(site) and mem.u8(site) == 0x0F else 5
         sites.append((site, n, "retpolines (.retpoline_sites)"))
-    for a in entries(".altinstructions", 12):
-        instrlen = mem.u8(a + 10)
+    for a in entries(".altinstructions", alt[0]):
+        instrlen = mem.u8(a + alt[1])
         sites.append(((a + mem.s32(a)) & U64, instrlen, "alternatives (.altinstructions)"))
     for a in entries(".parainstructions", 16):
         sites.append((mem.u64(a), mem.u8(a + 9), "paravirt (.parainstructions)"))
@@ -173,7 +176,32 @@ def patch_sites(secs: list[Sec], mem: Mem) -> list[tuple[int, int, str]]:
         sites.append(((a + mem.s32(a)) & U64, 5, "jump labels (__jump_table)"))
     for a in entries(".static_call_sites", 8):
         sites.append(((a + mem.s32(a)) & U64, 5, "static calls (.static_call_sites)"))
+    for a in entries(".ibt_endbr_seal", 4):        # 6.12: unused ENDBR64 poisoned (nopw)
+        sites.append(((a + mem.s32(a)) & U64, 4, "IBT seal (.ibt_endbr_seal: endbr64 → nopw)"))
     return sites
+
+
+def nested_alt_instrlen(sec, smem: Mem, rmem: Mem, alt: tuple[int, int]) -> list[int]:
+    """6.12's apply_alternatives gives consecutive .altinstructions entries of one site (nested
+    ALTERNATIVE()s) the largest instrlen among them: the addresses of the instrlen bytes the
+    kernel rewrote so, where the real byte is that maximum."""
+    if sec is None or not smem.has(sec.addr, sec.size) or not rmem.has(sec.addr, sec.size):
+        return []
+    size, off = alt
+    entries = [sec.addr + i * size for i in range(sec.size // size)]
+    site = lambda a: (a + smem.s32(a)) & U64            # noqa: E731
+    out, i = [], 0
+    while i < len(entries):
+        j = i + 1
+        while j < len(entries) and site(entries[j]) == site(entries[i]):
+            j += 1
+        group = entries[i:j]
+        if len(group) > 1:
+            top = max(smem.u8(a + off) for a in group)
+            out += [a + off for a in group
+                    if smem.u8(a + off) != top and rmem.u8(a + off) == top]
+        i = j
+    return out
 
 
 def trampolines(image: bytes, core: list[Sec]) -> list[tuple[int, int, str]]:
@@ -255,7 +283,7 @@ def _static_call_keys_rewritten(sb: Counter, real: Counter) -> bool:
 
 
 def attribute(module: str, image: bytes, addrs: dict[str, int], core_base: int,
-              real: bytes, sandbox: bytes) -> ByteReport:
+              real: bytes, sandbox: bytes, alt: tuple[int, int] = (12, 10)) -> ByteReport:
     """Compare the core region byte for byte and attribute every differing byte."""
     rep = ByteReport(module)
     n = min(len(real), len(sandbox))
@@ -270,10 +298,12 @@ def attribute(module: str, image: bytes, addrs: dict[str, int], core_base: int,
     core = [s for s in secs if core_base <= s.addr < core_base + n]
     smem, rmem = Mem(core_base, sandbox), Mem(core_base, real)
     reason_at: dict[int, str] = {}
-    for site, length, why in patch_sites(core, smem) + trampolines(image, core):
+    for site, length, why in patch_sites(core, smem, alt) + trampolines(image, core):
         for b in range(length):
             reason_at.setdefault(site + b, why)
     by = {s.name: s for s in core}
+    for a in nested_alt_instrlen(by.get(".altinstructions"), smem, rmem, alt):
+        reason_at.setdefault(a, "alternatives (nested ALTERNATIVE sites: instrlen made equal)")
     sorted_ok = {}
     for name in ("__mcount_loc", "__jump_table", ".static_call_sites", "__ex_table",
                  ".orc_unwind_ip"):

@@ -255,6 +255,14 @@ def _init_base(st: dict, core: int, coresize: int, probe: dict | None) -> int:
     return (min(init) & ~(PAGE - 1)) if init else 0
 
 
+def _alt_layout(profile) -> tuple[int, int]:
+    """(sizeof(struct alt_instr), offsetof(alt_instr, instrlen)) from the kernel's BTF."""
+    a = (profile.structs or {}).get("alt_instr") or {}
+    if a.get("sizeof") and a.get("instrlen") is not None:
+        return a["sizeof"], a["instrlen"]
+    return 12, 10                                   # 6.1 (profiles without the fact)
+
+
 def _uses(sb, mod) -> set[str]:
     """Every module ``mod`` uses, directly or through the modules it uses."""
     seen: set[str] = set()
@@ -500,9 +508,9 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         elif not run_init:
             rep.init_outcomes["init not run"] += 1
             why = "explained: init not run (run_init=False)"
-        elif (ret < 0 or ret > 0) and uses_skipped:
+        elif ret < 0 and uses_skipped:
             # its init calls into a module (directly or through another) whose own init never
-            # ran here: its state is missing (plip's init returns 1 when parport's bus is absent)
+            # ran here: its state is missing
             rep.init_outcomes["stopped after using a module whose init was skipped"] += 1
             rep.emulator_stops[name] = ires.reason
             why = (f"explained: uses {', '.join(uses_skipped)}, whose init the emulator could not "
@@ -524,7 +532,11 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
         init_log_sb = [ln for ln in log2 if not ln.startswith("kmodlab: ")]
         sb_errno = -ret if ret < 0 else 0
         if why is None:
-            rep.add(name, "errno", obs["errno"], sb_errno, "emulator")
+            # an init that ran to completion on top of a module whose init was skipped (plip:
+            # init returns 1, "loading module anyway", when parport's bus is missing)
+            emu_cls = ("explained: uses " + ", ".join(uses_skipped) + ", whose init the emulator "
+                       "could not complete (loaded with init skipped)") if uses_skipped else "emulator"
+            rep.add(name, "errno", obs["errno"], sb_errno, emu_cls)
             internal = internal_only(init_log_real, init_log_sb)
             rep.add(name, "init log", init_log_real, init_log_sb,
                     f"explained: {internal}" if internal else
@@ -532,7 +544,7 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
                                                  skipped | partial)
                                        for d, b, a in zip(numbers, numbers_before,
                                                           numbers_after))), None) or
-                    hashed_pointers_only(init_log_real, init_log_sb) or "emulator")
+                    hashed_pointers_only(init_log_real, init_log_sb) or emu_cls)
         else:
             rep.add(name, "errno", obs["errno"], 0 if why.startswith("explained") and real_loaded
                     else sb_errno, why)
@@ -593,7 +605,8 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
                 ours = [(sb_mem[t][0], sb_core[t]) for t in sb_core]
                 base, rbytes, gaps = _span(real)
                 _b, sbytes, _g = _span(ours)
-                br = bytediff.attribute(name, img, sb_sections, base, rbytes, sbytes)
+                br = bytediff.attribute(name, img, sb_sections, base, rbytes, sbytes,
+                                        _alt_layout(sb.m.profile))
                 d = br.as_dict()
                 d["compared"] = d.get("compared", 0) - gaps
                 rep.bytes.append(d)

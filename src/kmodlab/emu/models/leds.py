@@ -83,7 +83,7 @@ def _corrupt(emu, text: str):
                      "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI"])
 
 
-@model("__list_add_valid")
+@model("__list_add_valid", "__list_add_valid_or_report")      # 6.1 / 6.6+ (CONFIG_LIST_HARDENED)
 def __list_add_valid(emu, new, prev, nxt):
     if emu.read_u(nxt + 8, 8) != prev:
         raise _corrupt(emu, f"list_add corruption. next->prev should be prev ({prev:016x}), "
@@ -95,6 +95,17 @@ def __list_add_valid(emu, new, prev, nxt):
         raise _corrupt(emu, f"list_add double add: new={new:016x}, prev={prev:016x}, "
                             f"next={nxt:016x}.")
     return 1
+
+
+@model("__list_del_entry_valid_or_report")
+def __list_del_entry_valid_or_report(emu, entry):
+    """6.6+: the same checks, after two for NULL pointers."""
+    nxt, prev = emu.read_u(entry, 8), emu.read_u(entry + 8, 8)
+    if nxt == 0:
+        raise _corrupt(emu, f"list_del corruption, {entry:016x}->next is NULL")
+    if prev == 0:
+        raise _corrupt(emu, f"list_del corruption, {entry:016x}->prev is NULL")
+    return __list_del_entry_valid(emu, entry)
 
 
 @model("__list_del_entry_valid")

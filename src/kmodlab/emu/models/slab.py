@@ -83,12 +83,12 @@ def _kfree(emu, p: int, who: str = "kfree") -> int:
     return emu.kfree(p)
 
 
-@model("__kmalloc")
+@model("__kmalloc", "__kmalloc_noprof")
 def __kmalloc(emu, size, flags):
     return kmalloc_flags(emu, size, flags)
 
 
-@model("__kmalloc_node")
+@model("__kmalloc_node", "__kmalloc_node_noprof")
 def __kmalloc_node(emu, size, flags, node):
     return kmalloc_flags(emu, size, flags)
 
@@ -98,22 +98,22 @@ def __kmalloc_node_track_caller(emu, size, flags, node, caller):
     return kmalloc_flags(emu, size, flags)
 
 
-@model("kmalloc_trace")
+@model("kmalloc_trace", "__kmalloc_cache_noprof")          # 6.1 / 6.12 (memory profiling names)
 def kmalloc_trace(emu, s, flags, size):
     return kmalloc_flags(emu, size, flags)
 
 
-@model("kmalloc_node_trace")
+@model("kmalloc_node_trace", "__kmalloc_cache_node_noprof")
 def kmalloc_node_trace(emu, s, flags, node, size):
     return kmalloc_flags(emu, size, flags)
 
 
-@model("kmalloc_large")
+@model("kmalloc_large", "__kmalloc_large_noprof")
 def kmalloc_large(emu, size, flags):
     return kmalloc_flags(emu, size, flags)
 
 
-@model("kmalloc_large_node")
+@model("kmalloc_large_node", "__kmalloc_large_node_noprof")
 def kmalloc_large_node(emu, size, flags, node):
     return kmalloc_flags(emu, size, flags)
 
@@ -282,17 +282,17 @@ def _cache_alloc(emu, s: int, flags: int) -> int:
     return p
 
 
-@model("kmem_cache_alloc")
+@model("kmem_cache_alloc", "kmem_cache_alloc_noprof")
 def kmem_cache_alloc(emu, s, flags):
     return _cache_alloc(emu, s, flags)
 
 
-@model("kmem_cache_alloc_lru")
+@model("kmem_cache_alloc_lru", "kmem_cache_alloc_lru_noprof")
 def kmem_cache_alloc_lru(emu, s, lru, flags):
     return _cache_alloc(emu, s, flags)
 
 
-@model("kmem_cache_alloc_node")
+@model("kmem_cache_alloc_node", "kmem_cache_alloc_node_noprof")
 def kmem_cache_alloc_node(emu, s, flags, node):
     return _cache_alloc(emu, s, flags)
 
