@@ -132,6 +132,9 @@ class Emulator:
             profile = getattr(getattr(printk, "__self__", None), "profile", None)
         self.structs: dict | None = getattr(profile, "structs", None)
         self.percpu_static = getattr(profile, "percpu_static_size", None) or PERCPU_STATIC_SIZE
+        # the running kernel's release, for the models whose behaviour follows it (misc minors)
+        from ..kernel.module.release import kernel_version
+        self.kernel_version = kernel_version(getattr(profile, "release", "") or "6.1")
         self._refusals: dict[str, str | None] = {}
         self._printk_cb, self._symbolize_cb = printk, symbolize
         self.budget, self.timeout_s, self.trace = budget, timeout_s, trace

@@ -76,7 +76,11 @@ class DynamicNumbers:
              "chrdev": lambda n: 234 <= n <= 254 or 384 <= n <= 511}
 
     def __init__(self, rec: dict, kind: str):
+        from ..kernel.module.release import kernel_version
+        self.version = kernel_version(rec.get("release", ""))
         self.kind, self.dynamic = kind, self.KINDS[kind]
+        if kind == "misc" and self.version >= (6, 12):
+            self.dynamic = lambda n: n > 255           # 6.12.118: from 256 up
         self.real: dict[str, tuple[int, str]] = {}        # name → (number, module that added it)
         self.gone: dict[str, str] = {}                    # name → the load that removed it
         for ln in rec.get(f"{kind}_at_start", []):
@@ -92,11 +96,15 @@ class DynamicNumbers:
             self.real[name] = (int(num), module)
 
     def sandbox(self, sb) -> dict[str, int]:
-        from ..emu.models.driver import BOOT_CHRDEVS, BOOT_MISC
+        from ..emu.models.driver import (BOOT_CHRDEVS, BOOT_CHRDEVS_612, BOOT_MISC,
+                                         BOOT_MISC_612)
+        new = self.version >= (6, 12)
         if self.kind == "misc":
             reg = sb.m.emu_state.get("driver", {}).get("misc", {})
-            return {**BOOT_MISC, **{n: d["minor"] for n, d in reg.items()}}
-        return {**{name: major for major, _lo, _n, name in BOOT_CHRDEVS},
+            return {**(BOOT_MISC_612 if new else BOOT_MISC),
+                    **{n: d["minor"] for n, d in reg.items()}}
+        return {**{name: major for major, _lo, _n, name in
+                   (BOOT_CHRDEVS_612 if new else BOOT_CHRDEVS)},
                 **{r["name"]: r["major"] for r in sb.m.emu_state.get("chrdev", [])}}
 
     def explain(self, obs: dict, before: dict[str, int], after: dict[str, int],
@@ -138,9 +146,11 @@ class DynamicNumbers:
 
     def first_free(self, taken: set[int], k: int) -> list[int]:
         """The first ``k`` numbers the kernel hands out when ``taken`` are in use."""
-        order = range(127, -1, -1) if self.kind == "misc" else \
+        from ..emu.models.driver import misc_dynamic_order
+        order = misc_dynamic_order(self.version) if self.kind == "misc" else \
             [*range(254, 233, -1), *range(511, 383, -1)]
-        return [n for n in order if n not in taken][:k]
+        from itertools import islice
+        return list(islice((n for n in order if n not in taken), k))
 
 
 HASHED_POINTER = re.compile(r"\b00000000[0-9a-f]{8}\b")

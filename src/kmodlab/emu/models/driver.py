@@ -362,25 +362,41 @@ DEVICE_SIZE = 0x2f8
 # before any module: built-in drivers; the three dynamic minors were taken first, from 127 down)
 BOOT_MISC = {"vga_arbiter": 127, "userfaultfd": 126, "cpu_dma_latency": 125, "psaux": 1,
              "hpet": 228, "snapshot": 231, "hw_random": 183}
+# Debian 13's 6.12.118 (its /proc/misc under QEMU): dynamic minors are handed out from 256 up
+# (misc_minor_alloc: ida_alloc_range(MISC_DYNAMIC_MINOR + 1, MINORMASK)); fuse is built in
+BOOT_MISC_612 = {"vga_arbiter": 256, "userfaultfd": 257, "udmabuf": 258, "cpu_dma_latency": 259,
+                 "psaux": 1, "hpet": 228, "fuse": 229, "snapshot": 231, "hw_random": 183}
+
+
+def boot_misc(emu) -> dict[str, int]:
+    """The booted kernel's misc devices, by its release."""
+    return BOOT_MISC_612 if emu.kernel_version >= (6, 12) else BOOT_MISC
+
+
+def misc_dynamic_order(version: tuple) -> range:
+    """The order in which misc.c gives out dynamic minors: 6.1 from 127 down; 6.12.118 from
+    256 up to MINORMASK."""
+    return range(MISC_DYNAMIC_MINOR + 1, MINORMASK + 1) if version >= (6, 12) else \
+        range(DYNAMIC_MINORS - 1, -1, -1)
 
 
 @model("misc_register")
 def misc_register(emu, misc):
-    """A misc char device (major 10): a dynamic minor counts down from 127, as misc.c does."""
+    """A misc char device (major 10): a dynamic minor as the release's misc.c gives it out."""
     miscs = _reg(emu, "misc")
     minor = emu.read_u(misc + _o(emu, MISC_MINOR), 4)
     name = _name(emu, emu.read_u(misc + _o(emu, MISC_NAME), 8))
-    used = {m["minor"] for m in miscs.values()} | set(BOOT_MISC.values())
+    boot = boot_misc(emu)
+    used = {m["minor"] for m in miscs.values()} | set(boot.values())
     init_list_head(emu, misc + _o(emu, MISC_LIST))
     if minor == MISC_DYNAMIC_MINOR:
-        free = [m for m in range(DYNAMIC_MINORS - 1, -1, -1) if m not in used]
-        if not free:
+        minor = next((m for m in misc_dynamic_order(emu.kernel_version) if m not in used), None)
+        if minor is None:
             return -EBUSY
-        minor = free[0]
         emu.write_u(misc + _o(emu, MISC_MINOR), 4, minor)
     elif minor in used:
         return -EBUSY
-    if name in miscs or name in BOOT_MISC:   # device_create: /sys/class/misc/<name> exists
+    if name in miscs or name in boot:        # device_create: /sys/class/misc/<name> exists
         emu.printk(3, f"sysfs: cannot create duplicate filename '/devices/virtual/misc/{name}'\n")
         return -EEXIST
     dev = emu.kmalloc(DEVICE_SIZE, zero=True)
@@ -416,6 +432,14 @@ BOOT_CHRDEVS = [(1, 0, 256, "mem"), (4, 0, 64, "/dev/vc/0"), (4, 64, 192, "tty")
                [(major, 0, 1 << 20, name) for major, name in (
                    (254, "gpiochip"), (253, "tpm"), (252, "dax"), (251, "rtc"), (250, "pps"),
                    (249, "ptp"), (248, "bsg"), (247, "cxl"))]
+# Debian 13's 6.12.118 (its /proc/devices under QEMU): nine dynamic majors at boot
+BOOT_CHRDEVS_612 = BOOT_CHRDEVS[:13] + [(major, 0, 1 << 20, name) for major, name in (
+    (254, "gpiochip"), (253, "tpm"), (252, "dax"), (251, "dma_heap"), (250, "cxl"),
+    (249, "rtc"), (248, "pps"), (247, "ptp"), (246, "bsg"))]
+
+
+def boot_chrdevs(emu) -> list:
+    return BOOT_CHRDEVS_612 if emu.kernel_version >= (6, 12) else BOOT_CHRDEVS
 
 
 def _chrdevs(emu) -> list:
@@ -423,7 +447,7 @@ def _chrdevs(emu) -> list:
 
 
 def _all_ranges(emu):
-    yield from ((a, b, c, d, False) for a, b, c, d in BOOT_CHRDEVS)
+    yield from ((a, b, c, d, False) for a, b, c, d in boot_chrdevs(emu))
     yield from ((r["major"], r["minor"], r["count"], r["name"], True) for r in _chrdevs(emu))
 
 
