@@ -774,6 +774,7 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         for line in e.log:
             m.printk(e.level, line)
         undo.unwind()
+        result.name = result.name or (info.name if info is not None else "")
         result.ret, result.step = e.err, e.step
         result.reason = e.reason or (e.log[-1] if e.log else "")
         return result
