@@ -17,6 +17,18 @@ class Lz4Error(ValueError):
     pass
 
 
+def _more(src, i: int, length: int, what: str) -> tuple[int, int]:
+    """A length of 15 continues in the following bytes, each added, until one is not 255."""
+    while True:
+        if i >= len(src):
+            raise Lz4Error(f"truncated {what}")
+        b = src[i]
+        i += 1
+        length += b
+        if b != 255:
+            return length, i
+
+
 def decompress_block(src: bytes | memoryview, out: bytearray) -> None:
     """Append the decompression of one LZ4 block to ``out``."""
     i, n = 0, len(src)
@@ -25,14 +37,7 @@ def decompress_block(src: bytes | memoryview, out: bytearray) -> None:
         i += 1
         lit = token >> 4
         if lit == 15:
-            while True:
-                if i >= n:
-                    raise Lz4Error("truncated literal length")
-                b = src[i]
-                i += 1
-                lit += b
-                if b != 255:
-                    break
+            lit, i = _more(src, i, lit, "literal length")
         if i + lit > n:
             raise Lz4Error("literals run past the block")
         out += src[i:i + lit]
@@ -47,14 +52,7 @@ def decompress_block(src: bytes | memoryview, out: bytearray) -> None:
             raise Lz4Error("match offset outside the output")
         mlen = token & 15
         if mlen == 15:
-            while True:
-                if i >= n:
-                    raise Lz4Error("truncated match length")
-                b = src[i]
-                i += 1
-                mlen += b
-                if b != 255:
-                    break
+            mlen, i = _more(src, i, mlen, "match length")
         mlen += 4
         start = len(out) - off
         if off >= mlen:
