@@ -658,11 +658,8 @@ DEVICE_PREFIX = re.compile(r"^([a-z]+[0-9]+): ")
 
 def _image(path) -> bytes:
     """A module file as the sandbox's finit_module receives it once decompressed."""
-    data = Path(path).read_bytes()
-    if data[:6] == b"\xfd7zXZ\x00":
-        import lzma
-        return lzma.decompress(data)
-    return data
+    from ..lib.file import decompress           # by magic, as kmod's file reader does
+    return decompress(Path(path).read_bytes())
 
 
 def hardware_bound(rec: dict, moddir: Path) -> dict[str, str]:
