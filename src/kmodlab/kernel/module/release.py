@@ -20,8 +20,10 @@ early_mod_check        check_modinfo inside layout_and_allocate,  blacklist, rew
 late_taints            only E after add_unformed_module           O, retpoline, C, K, P, N, E and
                                                                   the licence special names after
                                                                   add_unformed_module (6.4)
-idempotent_finit       no                                         same file twice at once: one
-                                                                  load, one result (6.6)
+(idempotent finit)     no                                         same file twice at once: one
+                                                                  load, one result (6.6); not a
+                                                                  rule: the sandbox runs one
+                                                                  load at a time
 decompress             no (CONFIG_MODULE_DECOMPRESS absent)       the configured format (xz)
 =====================  =========================================  ==============================
 """
@@ -50,7 +52,6 @@ class Rules:
     elf_validity_cache: bool      # elf_validity_cache_copy (with the this_module size check)
     early_mod_check: bool         # check_modinfo + duplicate check before layout_and_allocate
     late_taints: bool             # module_augment_kernel_taints after add_unformed_module
-    idempotent_finit: bool
     decompress: str | None        # "xz", "zstd", "gzip" when CONFIG_MODULE_DECOMPRESS=y
     sizeof_module: int | None     # sizeof(struct module), from the kernel's BTF
 
@@ -73,7 +74,7 @@ def rules_for(profile) -> Rules:
                 decompress = fmt
     rules = Rules(version=v, mod_mem=since(6, 4), elf_validity_cache=since(6, 4),
                   early_mod_check=since(6, 4), late_taints=since(6, 4),
-                  idempotent_finit=since(6, 6), decompress=decompress,
+                  decompress=decompress,
                   sizeof_module=profile.struct_size("module"))
     profile._rules = rules
     return rules
