@@ -94,6 +94,37 @@ def placed_in_init(info: LoadInfo, sec: elf.Section) -> bool:
     return bool(sec.entsize & INIT_OFFSET_MASK)
 
 
+def placement_record(info: LoadInfo) -> list[dict]:
+    """For the load's record (--explain, the picture): where layout_sections put each SHF_ALLOC
+    section — its allocation ("core"/"init", or the module_memory type's name), offset in it,
+    size, alignment, NOBITS or not — read back from ``sh_entsize`` as the move left it."""
+    out = []
+    for i, s in enumerate(info.sechdrs):
+        if not s.flags & elf.SHF_ALLOC or s.entsize == UNASSIGNED:
+            continue
+        if info.mem is not None:
+            kind = MOD_MEM_NAMES[s.entsize >> SH_ENTSIZE_TYPE_SHIFT]
+            off = s.entsize & SH_ENTSIZE_OFFSET_MASK
+        else:
+            kind = "init" if s.entsize & INIT_OFFSET_MASK else "core"
+            off = s.entsize & ~INIT_OFFSET_MASK
+        out.append({"index": i, "name": s.name, "alloc": kind, "offset": off, "size": s.size,
+                    "align": s.addralign, "nobits": s.type == elf.SHT_NOBITS, "flags": s.flags})
+    return out
+
+
+def kallsyms_record(info: LoadInfo) -> dict:
+    """For the load's record: the core kallsyms copy layout_symtab reserved (symbols kept,
+    offsets of the symbols, names and type chars in core / MOD_DATA) and the init side's
+    struct mod_kallsyms and type table."""
+    return {"core_alloc": "data" if info.mem is not None else "core",
+            "init_alloc": "init_data" if info.mem is not None else "init",
+            "nsyms": len(info.symtab), "ndst": info.ndst, "symoffs": info.symoffs,
+            "stroffs": info.stroffs, "strtab_size": info.core_strtab_size,
+            "typeoffs": info.core_typeoffs, "mod_kallsyms_init_off": info.mod_kallsyms_init_off,
+            "init_typeoffs": info.init_typeoffs}
+
+
 def core_symbol_mask(info: LoadInfo):
     """Boolean numpy mask over the symtab: index 0 plus every core symbol."""
     import numpy as np

@@ -48,6 +48,7 @@ class LoadResult:
     trace: list[str] = field(default_factory=list)  # the same, rendered with symbol names
     coresize: int = 0
     initsize: int = 0
+    states: list[str] = field(default_factory=list)  # the module's states, in order (UNFORMED…)
 
 
 class Undo:
@@ -509,9 +510,10 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[s
     return resolved
 
 
-def apply_relocations(m, info: LoadInfo, mod: Module) -> dict[int, int]:
+def apply_relocations(m, info: LoadInfo, mod: Module, by_section: dict | None = None) -> dict[int, int]:
     """Every RELA section whose target is allocated, through the arch's apply_relocate_add;
-    the first failure (in section order) stops the load."""
+    the first failure (in section order) stops the load.  ``by_section``, when given, receives
+    for the record {target section name: {type: count}} of the sections applied."""
     from ...arch.x86_64.module import RelocError, apply_relocate_add
     rela: list[int] = []
     refused = None
@@ -535,6 +537,14 @@ def apply_relocations(m, info: LoadInfo, mod: Module) -> dict[int, int]:
         raise LoadError(ENOEXEC, "apply_relocate_add", *e.log)
     if refused:
         raise refused
+    if by_section is not None:
+        import numpy as np
+        for i in rela:
+            types = elf.relocations(info.image, info.sechdrs[i])["r_info"] & 0xFFFFFFFF
+            if len(types):
+                per = by_section.setdefault(info.sechdrs[info.sechdrs[i].info].name, {})
+                for t, c in zip(*np.unique(types, return_counts=True)):
+                    per[int(t)] = per.get(int(t), 0) + int(c)
     return counts
 
 
@@ -742,8 +752,10 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
              kernel_vermagic=m.profile.vermagic, core=info.core, init=info.init,
              mem=[a[:3] for a in mod.mem] if m.rules.mod_mem else None,
              taints=mod.taints, sections=[(s.name, s.addr, s.size) for s in info.sechdrs
-                                          if s.flags & elf.SHF_ALLOC])
+                                          if s.flags & elf.SHF_ALLOC],
+             placement=layout.placement_record(info), kallsyms=layout.kallsyms_record(info))
         add_unformed_module(m, mod)               # name reserved in the list (UNFORMED)
+        result.states.append("UNFORMED")
         undo.push(unlink_module, m, mod)
         module_augment_kernel_taints(m, info, mod)  # E (6.4+: every modinfo taint) once unique
         percpu_modalloc(m, info, mod)             # once we are unique
@@ -755,14 +767,16 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         setup_modinfo(info, mod)
         resolved = simplify_symbols(m, info, mod, extra)  # every symbol gets its final value
         step("simplify_symbols", resolved=resolved, users_of=list(mod.target_list))
-        counts = apply_relocations(m, info, mod)
-        step("apply_relocations", counts=counts)
+        by_section: dict = {}
+        counts = apply_relocations(m, info, mod, by_section)
+        step("apply_relocations", counts=counts, by_section=by_section)
         post_relocation(m, info, mod)
         mod.args = args
         decode_exports(m, info, mod, ms)
         init_exit_pointers(m, info, mod)
         complete_formation(m, info, mod)          # duplicate exports; state COMING
         formed = True
+        result.states.append("COMING")
         prepare_coming_module(m, mod)             # notifier chain: COMING
         undo.push(coming_cleanup, m, mod)
         ctx = m.param_context(mod)
@@ -774,6 +788,8 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         for line in e.log:
             m.printk(e.level, line)
         undo.unwind()
+        if formed:
+            result.states.append("GOING")         # coming_cleanup
         result.name = result.name or (info.name if info is not None else "")
         result.ret, result.step = e.err, e.step
         result.reason = e.reason or (e.log[-1] if e.log else "")
@@ -781,6 +797,7 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
     if not run_init:
         return result
     ret = do_init_module(m, mod, result, trace)
+    result.states.append("LIVE" if ret >= 0 else "GOING")
     step("do_init_module", ret=ret, init=mod.init_fn, calls=len(result.calls),
          state="LIVE" if ret >= 0 else "GOING (freed)")
     result.ret = ret
