@@ -66,3 +66,35 @@ def render(headline: list[str], *, regs: dict[str, int], code: bytes | None,
     lines.extend(f" ? {t}" for t in trace)
     lines.append(" </TASK>")
     return "\n".join(lines)
+
+
+# ---- faults of the sandbox kernel's own code --------------------------------------------------
+# The load path, the parameter code and sysfs are Python, not emulated: when they read module
+# memory the way the kernel would (a pointer the module supplied: a __param name, a charp, a
+# ksymtab entry), an address no region backs raises kernel.mm.Fault.  The kernel would oops in
+# that function; the sandbox writes the same kind of report and fails the call with EFAULT.
+
+def kernel_fault_report(fault, tb, *, pid: int = 1, comm: str = "insmod") -> list[str]:
+    """The oops lines for a :class:`~kmodlab.kernel.mm.Fault` raised by sandbox-kernel code
+    (no registers: the faulting code is not emulated), the call trace from the traceback."""
+    import traceback
+    addr = fault.addr
+    if not is_canonical(addr):
+        head = [f"general protection fault, probably for non-canonical address {addr:#x}: "
+                f"0000 {OOPS_TAIL}"]
+    else:
+        head = pf_headline(addr, fault.write, False, False)
+    trace = []
+    for fr in traceback.extract_tb(tb):
+        f = fr.filename.replace("\\", "/")
+        if ("/kmodlab/kernel/" in f or "/kmodlab/arch/" in f) and not f.endswith("/mm.py"):
+            trace.append(fr.name)
+    where = trace[-1] if trace else "load_module"
+    lines = list(head)
+    lines.append(f"CPU: 0 PID: {pid} Comm: {comm} Not tainted (kmodlab sandbox)")
+    lines.append(f"RIP: 0010:{where}")
+    lines.append("Call Trace:")
+    lines.append(" <TASK>")
+    lines.extend(f" {t}" for t in reversed(trace[:-1]))
+    lines.append(" </TASK>")
+    return lines

@@ -697,7 +697,10 @@ def destroy_params(ctx: ParamCtx, params: list[ParamInfo]) -> None:
     """destroy_params: free every parameter's storage (unload, or a load failing after
     parse_args).  charp values stay pointed-at but freed, as in the kernel."""
     for kp in params:
-        param_free(ctx, kp)
+        try:
+            param_free(ctx, kp)
+        except (ParamOpsUnavailable, Fault):   # ops we cannot read have no free() we could run
+            pass
 
 
 # ---------------------------------------------------------------------------------------------

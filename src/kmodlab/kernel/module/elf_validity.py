@@ -58,7 +58,9 @@ def elf_validity_cache_copy(info: LoadInfo, sizeof_module: int | None) -> None:
     buf, length = info.image, info.len
     hdr = _ehdr_checks(info, fail)
     sechdrs = elf.parse_sections(buf, hdr.shoff, hdr.shnum)
-    s0 = sechdrs[0]
+    # section 0 is read even when e_shnum is 0 (the bytes at e_shoff; past the image: zeros)
+    s0 = sechdrs[0] if sechdrs else elf.parse_sections(
+        bytes(buf[hdr.shoff:hdr.shoff + elf.SHDR.size]).ljust(elf.SHDR.size, b"\0"), 0, 1)[0]
     if s0.type != elf.SHT_NULL or s0.size != 0 or s0.addr != 0:
         fail(f"ELF Spec violation: section 0 type({s0.type})!=SH_NULL or non-zero len or addr")
     for i, s in enumerate(sechdrs[1:], 1):          # elf_validity_cache_sechdrs

@@ -151,7 +151,7 @@ def strlens(strtab: bytes, offsets):
     if len(nul) == 0 or nul[-1] != len(arr) - 1:
         nul = np.append(nul, len(arr))
     offs = np.minimum(np.asarray(offsets, dtype=np.int64), len(arr))
-    ends = nul[np.searchsorted(nul, offs)]
+    ends = np.append(nul, len(arr))[np.searchsorted(nul, offs)]   # past the end: length 0
     return ends - offs
 
 
@@ -185,11 +185,17 @@ def layout_symtab(info: LoadInfo) -> None:
     init.size = strict_align(init.size)
 
 
+# The sandbox machine's memory: one module allocation larger than this fails as vmalloc fails
+# on a kernel without that much free memory (-ENOMEM), instead of the sandbox holding (and
+# saving) it.  The largest real allocation (amdgpu's core, ~10 MiB) is far below it.
+SANDBOX_VMALLOC_MAX = 64 << 20
+
+
 def module_alloc(used: list[tuple[int, int]], size: int, load_offset: int) -> int:
     """x86-64 module_alloc: lowest page-aligned gap in [MODULES_VADDR + offset, MODULES_END),
     with vmalloc's guard page after every area.  ``used`` = (base, size) of existing areas."""
     size = page_align(size)
-    if size > MODULES_END - MODULES_VADDR:
+    if size > MODULES_END - MODULES_VADDR or size > SANDBOX_VMALLOC_MAX:
         return 0
     addr = MODULES_VADDR + load_offset
     for base, sz in sorted(used):

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from ... import elf
 from ...errors import (EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOEXEC, ENOMEM, ENOSYS, EPERM,
                        EWOULDBLOCK, ETIMEDOUT, KmodlabError)
-from ..mm import MODULES_END, MODULES_VADDR, PAGE_SIZE, PERCPU_MODULE_RESERVE, align
-from ..printk import KERN_ERR, KERN_INFO, KERN_NOTICE, KERN_WARNING
+from ..mm import MODULES_END, MODULES_VADDR, PAGE_SIZE, PERCPU_MODULE_RESERVE, Fault, align
+from ..printk import KERN_ALERT, KERN_ERR, KERN_INFO, KERN_NOTICE, KERN_WARNING
 from . import kallsyms, layout, version
 from .elf_validity import elf_validity_cache_copy, elf_validity_check
 from .internal import (KernelSymbol, Layout, LoadError, LoadInfo, Module, MODULE_NAME_LEN,
@@ -63,7 +63,10 @@ class Undo:
     def unwind(self) -> None:
         while self._stack:
             fn, args = self._stack.pop()
-            fn(*args)
+            try:
+                fn(*args)
+            except Fault:       # freeing read a bad pointer (a charp): the rest is freed anyway
+                pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +129,9 @@ def cache_load_info(info: LoadInfo, flags: int) -> None:
         elf.find_section(secs, "__versions", elf.SHF_ALLOC)
     info.index_pcpu = elf.find_section(secs, ".data..percpu", elf.SHF_ALLOC)
     strsec = secs[info.index_str]
-    info.strtab = info.image[strsec.offset:strsec.offset + strsec.size]
+    # info->strtab is a pointer into the image: a name past the table's end (6.1 checks no
+    # st_name) reads on into the bytes after it, as strlen/strcmp there would
+    info.strtab = info.image[strsec.offset:]
     info.versions = version.versions_table(info)
     info.version_of = {}
     for crc, name in info.versions:
@@ -565,7 +570,7 @@ def decode_exports(m, info: LoadInfo, mod: Module, ms: ModSections) -> None:
         if not idx:
             continue
         sec = info.sechdrs[idx]
-        data = m.mm.read(sec.addr, sec.size)
+        data = m.mm.read(sec.addr, sec.size - sec.size % KERNEL_SYMBOL.size)   # num_syms entries
         crcs = None
         if crcidx:
             csec = info.sechdrs[crcidx]
@@ -658,13 +663,25 @@ def free_module(m, mod: Module) -> None:
     unlink_module(m, mod)
 
 
+def kernel_oops(m, fault: Fault, step: str = "") -> LoadError:
+    """A Fault raised by the sandbox kernel's own code (it read a pointer the module supplied):
+    the oops report the kernel would print, as a LoadError with the sandbox's oops errno
+    (EFAULT; Linux would kill the loading process).  The caller logs it and unwinds."""
+    from ...emu.oops import kernel_fault_report
+    lines = kernel_fault_report(fault, fault.__traceback__)
+    where = next(ln for ln in lines if ln.startswith("RIP: 0010:"))[len("RIP: 0010:"):]
+    return LoadError(EFAULT, step or where, *lines, level=KERN_ALERT, reason=lines[0])
+
+
 def emulation_failure(m, mod: Module, e: KmodlabError, result: LoadResult) -> int:
     """A module function stopped under emulation: say why in the log; return the errno the
     sandbox reports (not a kernel errno: Linux would have run on, or oopsed and killed insmod).
     Unmodelled kernel function → ENOSYS; oops → EFAULT; out of budget → ETIMEDOUT."""
     from ...emu.errors import BudgetExceeded, Oops
     if isinstance(e, Oops):
-        result.reason = f"{mod.name}: {e.headline}"          # the oops itself is in the log
+        for line in e.text.splitlines():
+            m.printk(KERN_ALERT, line)
+        result.reason = f"{mod.name}: {e.headline}"
         return EFAULT
     m.printk(KERN_ERR, f"kmodlab: {mod.name}: {e}")
     result.reason = f"kmodlab: {mod.name}: {e}"
@@ -679,6 +696,12 @@ def do_init_module(m, mod: Module, result: LoadResult, trace: bool = False) -> i
             ret = m.run_module_code(mod, mod.init_fn, "init", result, trace)
         except KmodlabError as e:
             ret = -emulation_failure(m, mod, e, result)
+        except Fault as f:                    # a model read module memory that is not there
+            oops = kernel_oops(m, f, "do_init_module")
+            for line in oops.log:
+                m.printk(oops.level, line)
+            result.reason = f"{mod.name}: {oops.reason}"
+            ret = -EFAULT
     if ret < 0:
         mod.state = MODULE_STATE_GOING
         mod.refcnt -= 1
@@ -784,7 +807,9 @@ def load_module(m, image: bytes, args: str, flags: int = 0, *, run_init: bool = 
         step("parse_args", args=args, params=[p.name for p in mod.params])
         mod_sysfs_setup(m, info, mod)
         step("mod_sysfs_setup", state="COMING", events=["COMING"])
-    except LoadError as e:
+    except (LoadError, Fault) as e:
+        if isinstance(e, Fault):                  # kernel code read module memory that is not
+            e = kernel_oops(m, e)                 # there: the kernel would oops right here
         for line in e.log:
             m.printk(e.level, line)
         undo.unwind()
