@@ -10,7 +10,18 @@ commands it is saved in a state directory (default ``$XDG_STATE_HOME/kmodlab/mac
     DIR/gen-N/state.json, DIR/gen-N/mem/<region>.bin
 
 A command works on a copy in memory and either commits a whole new generation or nothing, so a
-crash or a failed load never leaves the machine torn.
+crash or a failed load never leaves the machine torn: a process killed at any point leaves
+``current`` on the generation before its command or on the one after, never between; what it
+left half-written (``.tmp-gen-*``, a ``gen-N`` that ``current`` never reached, ``.current-*``)
+is garbage the next committing command removes; the flock dies with its process.
+(``KMODLAB_TEST_KILL_AT=<point>`` makes a process SIGKILL itself at one named point of a
+command — :func:`crash_point` — for tests/test_crash.py; unset, it does nothing.)
+
+The machine's boot-time policy comes from the profile's configuration and from its kernel
+command line (``KMODLAB_CMDLINE`` when the machine boots, shown in /proc/cmdline):
+``module_blacklist=a,b`` (kernel/module/main.c blacklisted()), ``module.sig_enforce=1``
+(CONFIG_MODULE_SIG_FORCE=y has it on from the start) and ``lockdown=integrity|confidentiality``
+(security/lockdown, where the profile has CONFIG_SECURITY_LOCKDOWN_LSM).
 
 ``request_module()`` from a module's init or exit (kernel/kmod.c's usermode ``modprobe -q --
 NAME``) is served by :meth:`Machine.request_module`: kmodlab's modprobe runs in-process against
@@ -31,18 +42,29 @@ import json
 import os
 import random
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .kernel.mm import AddressSpace, Heap, PAGE_SIZE, PERCPU_AREA_SIZE, PERCPU_BASE, Region
 from .kernel.module.internal import KernelSymbol, Layout, Module, ParamInfo
-from .kernel.printk import KERN_INFO, KERN_WARNING, LogRecord
+from .kernel.printk import KERN_INFO, KERN_NOTICE, KERN_WARNING, LogRecord
 
 STATE_VERSION = 2
 MAX_KMOD_CONCURRENT = 50            # kernel/kmod.c: usermode modprobes at once (max_modprobes)
 MAX_KMOD_ALL_BUSY_TIMEOUT = 5       # seconds request_module waits for a free slot
 ETIME = 62
+
+
+LOCKDOWN_LEVELS = ("none", "integrity", "confidentiality")   # lockdown_levels[], in order
+
+
+def crash_point(name: str) -> None:
+    """Test hook: SIGKILL this process here when ``KMODLAB_TEST_KILL_AT`` names this point
+    (tests/test_crash.py drives it; unset, as for every user, it does nothing)."""
+    if os.environ.get("KMODLAB_TEST_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def default_machine_dir() -> Path:
@@ -71,7 +93,8 @@ class Machine:
     sig_enforce: bool = False
     blacklist: list[str] = field(default_factory=list)
     emu_state: dict = field(default_factory=dict)     # the modelled kernel's registries (JSON)
-    lockdown: bool = False
+    lockdown: int = 0               # index in LOCKDOWN_LEVELS (security/lockdown kernel_locked_down)
+    cmdline: str = ""               # the kernel command line it booted with (/proc/cmdline)
     last_unloaded: str = ""
     kmalloced_params: set[int] = field(default_factory=set)   # params.c's kmalloced_params
     modprobe_tree: list | None = None       # [basedir, version] request_module's modprobe uses
@@ -79,15 +102,19 @@ class Machine:
     profile: object = field(default=None, repr=False, compare=False)   # runtime only
     kmod_running: int = field(default=0, repr=False, compare=False)    # runtime: helpers in flight
     nested_loads: list = field(default_factory=list, repr=False, compare=False)  # runtime, per run
+    comm: str = field(default="insmod", repr=False, compare=False)   # runtime: current->comm
     _emu_tables: tuple | None = field(default=None, repr=False, compare=False)  # runtime cache
     _symbol_index: dict = field(default_factory=dict, repr=False, compare=False)  # runtime cache
 
     # -- boot ----------------------------------------------------------------------------------
     @classmethod
-    def boot(cls, profile_name: str, seed: int | None = None, profile=None) -> "Machine":
-        """A freshly booted machine; with ``profile`` it is attached and named in the banner."""
+    def boot(cls, profile_name: str, seed: int | None = None, profile=None,
+             cmdline: str = "") -> "Machine":
+        """A freshly booted machine; with ``profile`` it is attached and named in the banner,
+        and its configuration and ``cmdline`` set the boot-time policy (:meth:`boot_policy`)."""
         rnd = random.Random(seed)
-        m = cls(profile_name=profile_name, boot_id=f"{rnd.getrandbits(64):016x}")
+        m = cls(profile_name=profile_name, boot_id=f"{rnd.getrandbits(64):016x}",
+                cmdline=" ".join(cmdline.split()))
         # x86-64 with KASLR: module_load_offset is a random whole number of pages in [1, 1024],
         # chosen once per boot (arch/x86/kernel/module.c).
         m.module_load_offset = rnd.randint(1, 1024) * PAGE_SIZE
@@ -98,7 +125,47 @@ class Machine:
                      f"{profile_name}) {profile.version}")
         else:
             m.printk(KERN_INFO, f"Linux version {profile_name} (kmodlab sandbox kernel)")
+        m.boot_policy()
         return m
+
+    def profile_has(self, option: str) -> bool:
+        return self.profile is not None and self.profile.enabled(option)
+
+    def boot_policy(self) -> None:
+        """What the kernel decides at boot about who may load: CONFIG_MODULE_SIG_FORCE
+        (sig_enforce's initial value), CONFIG_LOCK_DOWN_KERNEL_FORCE_* (lockdown_lsm_init), and
+        the command line: ``lockdown=`` (an early_param: "integrity" or "confidentiality",
+        anything else ignored), ``module.sig_enforce=`` (bool; bare = Y),
+        ``module_blacklist=`` (charp, the last one wins).  Parameter names compare with '-'
+        and '_' alike (parameq), values byte for byte."""
+        from .kernel.params import kstrtobool, next_arg, parameq
+        self.sig_enforce = self.profile_has("MODULE_SIG_FORCE")
+        lsm = self.profile_has("SECURITY_LOCKDOWN_LSM")
+        forced = 2 if self.profile_has("LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY") else \
+            1 if self.profile_has("LOCK_DOWN_KERNEL_FORCE_INTEGRITY") else 0
+        if lsm and forced:                  # early LSM init, before the command line's turn
+            self.lock_kernel_down("Kernel configuration", forced)
+        rest = self.cmdline.lstrip()
+        while rest:
+            param, val, rest = next_arg(rest)
+            if parameq(param, "lockdown") and lsm and val in LOCKDOWN_LEVELS[1:]:
+                self.lock_kernel_down("command line", LOCKDOWN_LEVELS.index(val))
+            elif parameq(param, "module.sig_enforce"):
+                err, on = kstrtobool(val) if val is not None else (0, True)
+                if not err:
+                    self.sig_enforce = bool(on)
+            elif parameq(param, "module_blacklist") and val is not None:
+                self.blacklist = [x for x in val.split(",")] if val else []
+        if self.cmdline:
+            self.printk(KERN_NOTICE, f"Kernel command line: {self.cmdline}")
+
+    def lock_kernel_down(self, where: str, level: int) -> int:
+        """security/lockdown lock_kernel_down: only ever raised; 0 or -EPERM."""
+        if self.lockdown >= level:
+            return -1
+        self.lockdown = level
+        self.printk(KERN_NOTICE, f"Kernel is locked down from {where}; see man kernel_lockdown.7")
+        return 0
 
     # -- the kernel's little services ------------------------------------------------------------
     def now_ns(self) -> int:
@@ -302,8 +369,8 @@ class Machine:
     def param_context(self, mod: Module):
         from .kernel.params import ParamCtx
         return ParamCtx(mm=self.mm, heap=self.heap, printk=self.printk, taint=self.add_taint,
-                        ops_name_of=self.ops_name_of, locked_down=self.lockdown,
-                        kmalloced_params=self.kmalloced_params)
+                        ops_name_of=self.ops_name_of, locked_down=bool(self.lockdown),
+                        kmalloced_params=self.kmalloced_params, comm=self.comm)
 
     def free_params(self, mod: Module) -> None:
         """Free what parameters own (kmalloc'd charp strings) when the module goes."""
@@ -329,7 +396,7 @@ class Machine:
             "profile_name", "boot_wall", "boot_id", "taint", "modules", "log", "once", "events",
             "module_load_offset", "percpu_used", "modules_disabled", "sig_enforce", "blacklist",
             "emu_state", "lockdown", "last_unloaded", "kmalloced_params", "modprobe_tree",
-            "modprobe_path")}
+            "modprobe_path", "cmdline")}
         d["heap"] = {"allocs": [[a, s] for a, s in self.heap.allocs.items()],
                      "free": self.heap.free, "top": self.heap.top}
         d["regions"] = [[r.name, r.base, len(r.data)] for r in self.mm.regions.values()]
@@ -360,7 +427,8 @@ class Machine:
         for k in ("boot_wall", "boot_id", "taint", "module_load_offset", "modules_disabled",
                   "sig_enforce", "blacklist", "emu_state", "lockdown", "last_unloaded"):
             setattr(m, k, d[k])
-        for k in ("modprobe_tree", "modprobe_path"):    # absent in states written before them
+        m.lockdown = int(m.lockdown)                     # a bool in states written before levels
+        for k in ("modprobe_tree", "modprobe_path", "cmdline"):   # absent in older states
             if k in d:
                 setattr(m, k, d[k])
         m.modules = [module(x) for x in d["modules"]]
@@ -408,7 +476,14 @@ def _purge_refs(obj, lo: int, hi: int):
 
 
 class MachineStore:
-    """The state directory of one machine: lock, load, atomic commit."""
+    """The state directory of one machine: lock, load, atomic commit.
+
+    Every command that reads or changes the machine holds ``lock`` (flock, exclusive) from
+    before its load to after its commit, so commands of several processes are serialised whole
+    (each one sees the machine as the previous one left it).  A commit writes
+    ``.tmp-gen-N-PID/`` completely, renames it to ``gen-N``, points a fresh ``.current-PID``
+    symlink at it and renames that over ``current``: the one step that changes what the
+    machine is.  Garbage of killed processes is removed by the next commit."""
 
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path else default_machine_dir()
@@ -418,10 +493,17 @@ class MachineStore:
         from .errors import UsageError
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                    0o644)
         except OSError as e:
             raise UsageError(f"cannot use the machine directory {self.path}: {e.strerror}") from None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+                break
+            except InterruptedError:            # a signal while waiting: wait on
+                continue
+        crash_point("locked")
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
@@ -440,34 +522,66 @@ class MachineStore:
                           f"expected {STATE_VERSION}: run 'kmodlab machine reset'")
         return Machine.from_json(d, gen / "mem")
 
+    def _collect_garbage(self, keep: str | None) -> None:
+        """Remove what no committed state refers to: temporary generations and links of
+        commits that never finished, and every generation but ``keep``.  Called with the lock
+        held, so no other process is writing any of them."""
+        for p in self.path.iterdir():
+            name = p.name
+            if name.startswith(".tmp-gen-") or (name.startswith("gen-") and name != keep):
+                shutil.rmtree(p, ignore_errors=True)
+                crash_point("commit-gc")
+            elif name.startswith(".current-"):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+
     def commit(self, m: Machine) -> None:
         """Write a whole new generation, then switch ``current`` to it in one rename."""
         self.path.mkdir(parents=True, exist_ok=True)
-        gens = sorted(int(p.name[4:]) for p in self.path.glob("gen-*") if p.name[4:].isdigit())
-        n = (gens[-1] + 1) if gens else 1
+        crash_point("commit-start")
+        gens = [int(p.name[4:]) for p in self.path.glob("gen-*") if p.name[4:].isdigit()]
+        n = max(gens) + 1 if gens else 1
         tmp = self.path / f".tmp-gen-{n}-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
         (tmp / "mem").mkdir(parents=True)
         for i, r in enumerate(m.mm.regions.values()):
             (tmp / "mem" / f"{i}.bin").write_bytes(r.data)
-        (tmp / "state.json").write_text(json.dumps(m.to_json()))
+            crash_point("commit-region")
+        state = json.dumps(m.to_json()).encode()
+        with open(tmp / "state.json", "wb") as f:
+            f.write(state[:len(state) // 2])
+            f.flush()
+            crash_point("commit-state-half")
+            f.write(state[len(state) // 2:])
+        crash_point("commit-state")
         final = self.path / f"gen-{n}"
         os.rename(tmp, final)
+        crash_point("commit-renamed")
         link = self.path / f".current-{os.getpid()}"
         if link.is_symlink() or link.exists():
             link.unlink()
         os.symlink(final.name, link)
+        crash_point("commit-linked")
         os.replace(link, self.path / "current")         # the atomic switch
-        for g in gens:                                   # old generations are garbage now
-            shutil.rmtree(self.path / f"gen-{g}", ignore_errors=True)
+        crash_point("commit-switched")
+        self._collect_garbage(keep=final.name)
 
     def reset(self) -> None:
-        if self.path.exists():
-            for p in self.path.iterdir():
-                if p.name == "lock":
-                    continue
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
+        """Back to no machine: ``current`` goes first (one unlink: from then on the next
+        command boots a fresh kernel), then everything else but the lock."""
+        if not self.path.exists():
+            return
+        cur = self.path / "current"
+        if cur.is_symlink() or cur.exists():
+            cur.unlink()
+        crash_point("reset-unlinked")
+        for p in self.path.iterdir():
+            if p.name == "lock":
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink()

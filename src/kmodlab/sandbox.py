@@ -25,7 +25,7 @@ from .errors import EINVAL, EOPNOTSUPP, EPERM, KernelError, UsageError
 from .kernel.module import procfs, sysfs
 from .kernel.module.internal import (LoadError, MODULE_INIT_COMPRESSED_FILE, Module,
                                      module_flags_taint)
-from .machine import Machine, MachineStore
+from .machine import LOCKDOWN_LEVELS, Machine, MachineStore, crash_point
 from .syscalls import SyscallResult
 
 
@@ -52,6 +52,8 @@ class SandboxKernel:
         self.trace = False
         self.run_init = True
         self.placement: tuple[int, int] | None = None   # (core, init) bases for the next load
+        self.comm = "insmod"              # current->comm of the calling tool (kmod's insmod/rmmod/modprobe)
+        self.cmdline: str | None = None   # the command line a fresh machine boots with (None: $KMODLAB_CMDLINE)
 
     @classmethod
     def open_default(cls) -> "SandboxKernel":
@@ -60,7 +62,8 @@ class SandboxKernel:
     # -- the machine's lifetime ------------------------------------------------------------------
     def _boot(self) -> Machine:
         prof = _load_profile(self.profile_name)
-        m = Machine.boot(prof.name, profile=prof)
+        cmdline = self.cmdline if self.cmdline is not None else os.environ.get("KMODLAB_CMDLINE", "")
+        m = Machine.boot(prof.name, profile=prof, cmdline=cmdline)
         return m
 
     def _attach_profile(self, m: Machine) -> Machine:
@@ -102,13 +105,17 @@ class SandboxKernel:
     def _syscall(self, fn) -> SyscallResult:
         with self.session(write=True) as m:
             start = len(m.log)
+            caller, m.comm = m.comm, self.comm
             try:
                 res = fn(m)
             except LoadError as e:
                 for line in e.log:
                     m.printk(e.level, line)
                 res = _Result(ret=e.err, step=e.step, reason=e.reason)
+            finally:
+                m.comm = caller
             log = [r.text for r in m.log[start:]]
+            crash_point("syscall-done")
         out = SyscallResult(ret=0 if res.ret >= 0 else -1, errno=-res.ret if res.ret < 0 else 0,
                             log=log, reason=res.reason)
         out.details = {"name": res.name, "step": res.step, "steps": res.steps,
@@ -229,6 +236,10 @@ def read_kernel_file(m: Machine, path: str) -> bytes:
         return f"Linux version {m.profile.release} {m.profile.version}\n".encode()
     if p == "/sys/module/module/parameters/sig_enforce":
         return b"Y\n" if m.sig_enforce else b"N\n"
+    if p == "/proc/cmdline":
+        return f"{m.cmdline}\n".encode()
+    if p == "/sys/kernel/security/lockdown" and m.profile_has("SECURITY_LOCKDOWN_LSM"):
+        return lockdown_read(m)
     if p == "/sys/module/compression" and m.rules.decompress:
         return f"{m.rules.decompress}\n".encode()
     parts = p.split("/")
@@ -250,14 +261,13 @@ def write_kernel_file(m: Machine, path: str, data: bytes) -> int:
     text = data.decode("latin-1")
     if p == "/proc/sys/kernel/modules_disabled":
         # proc_dointvec_minmax with min = max = 1: only 1 is accepted; 0 → EINVAL
-        try:
-            v = int(text.strip())
-        except ValueError:
-            raise OSError(EINVAL, p)
-        if v != 1:
+        n, v = proc_dointvec_minmax_write(data, 1, 1)
+        if v is None:
             raise OSError(EINVAL, f"{p}: only 1 may be written (modules stay disabled until reboot)")
-        m.modules_disabled = 1
-        return len(data)
+        m.modules_disabled = v
+        return n
+    if p == "/sys/kernel/security/lockdown" and m.profile_has("SECURITY_LOCKDOWN_LSM"):
+        return lockdown_write(m, data)
     if p == "/sys/module/module/parameters/sig_enforce":
         from .kernel.params import kstrtobool
         err, val = kstrtobool(text)
@@ -280,6 +290,67 @@ def write_kernel_file(m: Machine, path: str, data: bytes) -> int:
     except OSError:
         raise
     raise OSError(E.EACCES, f"{p}: not writable")
+
+
+def proc_dointvec_minmax_write(data: bytes, lo: int, hi: int) -> tuple[int, int | None]:
+    """kernel/sysctl.c __do_proc_dointvec for one int, written at position 0: leading spaces,
+    an optional '-', a number in C's base 0 (0x… hex, 0… octal), then whitespace or the end;
+    at most 21 characters; in [lo, hi] (do_proc_dointvec_minmax_conv).  Returns (bytes
+    consumed, value): what follows the number and its spaces is left unconsumed (a short
+    write), as the kernel does.  Anything else: value None (-EINVAL)."""
+    size = len(data)
+    i = 0
+    while i < size and data[i] in b" \t\n\v\f\r":
+        i += 1
+    if i == size:
+        return 0, None
+    tmp = data[i:i + 21]
+    neg = tmp[:1] == b"-" and size - i > 1
+    q = 1 if neg else 0
+    if q >= len(tmp) or not tmp[q:q + 1].isdigit():
+        return 0, None
+    base, digits = 10, b"0123456789"
+    if tmp[q:q + 1] == b"0":
+        if tmp[q + 1:q + 2] in (b"x", b"X") and tmp[q + 2:q + 3] and \
+                tmp[q + 2:q + 3] in b"0123456789abcdefABCDEF":
+            base, digits, q = 16, b"0123456789abcdefABCDEF", q + 2
+        else:
+            base, digits = 8, b"01234567"
+    val = 0
+    while q < len(tmp) and tmp[q:q + 1] in digits:
+        val = val * base + int(tmp[q:q + 1], 16)
+        q += 1
+    if q == 21 or val >= 1 << 64:
+        return 0, None
+    if q < size - i and tmp[q:q + 1] not in (b" ", b"\t", b"\n"):
+        return 0, None
+    if val > (0x80000000 if neg else 0x7FFFFFFF):
+        return 0, None
+    v = -val if neg else val
+    if not lo <= v <= hi:
+        return 0, None
+    end = i + q
+    while end < size and data[end] in b" \t\n\v\f\r":
+        end += 1
+    return end, v
+
+
+def lockdown_read(m: Machine) -> bytes:
+    """security/lockdown lockdown_read: the levels, the current one in brackets."""
+    return (" ".join(f"[{x}]" if i == m.lockdown else x
+                     for i, x in enumerate(LOCKDOWN_LEVELS)) + "\n").encode()
+
+
+def lockdown_write(m: Machine, data: bytes) -> int:
+    """lockdown_write: one level's name (a final newline dropped); only ever raised:
+    the same or a lower level is -EPERM, an unknown word -EINVAL."""
+    text = data.split(b"\0", 1)[0].decode("latin-1")
+    text = text[:-1] if text.endswith("\n") else text
+    if text not in LOCKDOWN_LEVELS:
+        raise OSError(EINVAL, "/sys/kernel/security/lockdown")
+    if m.lock_kernel_down("securityfs", LOCKDOWN_LEVELS.index(text)):
+        raise OSError(EPERM, "/sys/kernel/security/lockdown")
+    return len(data)
 
 
 def list_kernel_dir(m: Machine, path: str) -> list[str]:
@@ -314,9 +385,11 @@ class Sandbox:
     """The sandbox kernel as a Python object.  ``Sandbox()`` is a fresh private machine in
     memory; ``Sandbox(machine_dir=...)`` uses (and persists) a machine directory."""
 
-    def __init__(self, machine_dir: str | os.PathLike | None = None, profile: str | None = None):
+    def __init__(self, machine_dir: str | os.PathLike | None = None, profile: str | None = None,
+                 cmdline: str | None = None):
         store = MachineStore(Path(machine_dir)) if machine_dir else None
         self.kernel = SandboxKernel(store=store, profile=profile)
+        self.kernel.cmdline = cmdline     # the kernel command line, when this machine boots
         self.last: SyscallResult | None = None
 
     @staticmethod
