@@ -139,7 +139,7 @@ def core_symbol_mask(info: LoadInfo):
     shndx = sym["st_shndx"].astype(np.int64)
     valid = (shndx < shnum) & (sym["st_name"] != 0)
     mask = valid & keep_sec[np.where(valid, shndx, shnum)]
-    mask[0] = True
+    mask[:1] = True                  # symbol 0 (an empty symbol table has none)
     return mask
 
 

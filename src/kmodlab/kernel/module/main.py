@@ -475,7 +475,7 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[s
     if info.index_pcpu:
         secaddr[info.index_pcpu] = mod.percpu
     defined = (shndx != elf.SHN_UNDEF) & (shndx < shnum)
-    defined[0] = False
+    defined[:1] = False              # symbol 0 (an empty symbol table has none)
     idx = shndx[defined].astype(np.int64)
     sym["st_value"][defined] += secaddr[idx]
     special = np.flatnonzero(~defined)
