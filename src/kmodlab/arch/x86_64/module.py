@@ -99,7 +99,8 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
         i = int(unknown[0])
         errors.append((i, (f"module: {modname}: Unknown rela relocation: {int(types[i])}",)))
     live = np.flatnonzero(widths > 0)
-    outside = live[(offs[live] < 0) | (offs[live] + widths[live] > tsize[live])]
+    # offs + width could wrap around 2^63: compare against the room left instead
+    outside = live[(offs[live] < 0) | (offs[live] > tsize[live] - widths[live])]
     if len(outside):
         i = int(outside[0])
         errors.append((i, (f"module: {modname}: relocation at {int(offs[i]):#x} lies outside "
