@@ -147,6 +147,13 @@ def relocations(buf: bytes, sec: Section):
     return np.frombuffer(buf, dtype=rela_dtype(), count=n, offset=sec.offset)
 
 
+def relocation_words(buf: bytes, sec: Section):
+    """A RELA section as a read-only (n, 3) uint64 array: r_offset, r_info, r_addend (as u64)."""
+    import numpy as np
+    n = sec.size // RELA.size
+    return np.frombuffer(buf, dtype="<u8", count=3 * n, offset=sec.offset).reshape(n, 3)
+
+
 def parse_modinfo(data: bytes) -> list[tuple[str, str]]:
     """Split a .modinfo section into (tag, value) pairs, in section order, skipping NUL padding."""
     out = []

@@ -202,8 +202,11 @@ class Machine:
     @property
     def rules(self):
         """What the profile's release does differently (kernel/module/release.py)."""
-        from .kernel.module.release import rules_for
-        return rules_for(self.profile)
+        r = self.profile._rules                 # rules_for caches them on the profile
+        if r is None:
+            from .kernel.module.release import rules_for
+            r = rules_for(self.profile)
+        return r
 
     def profile_config_enabled(self, option: str) -> bool:
         return self.profile.enabled(option)

@@ -44,9 +44,24 @@ class RelocError(Exception):
         super().__init__(log[0])
 
 
-def _first_error(errors: list[tuple[int, tuple[str, ...]]]) -> None:
+def _first_error(errors: list[tuple[int, int, tuple[str, ...]]]) -> None:
+    """(entry index, check order within the entry, log lines): the kernel's loop stops at the
+    first entry that fails, at that entry's first failing check."""
     if errors:
-        raise RelocError(*min(errors)[1])
+        raise RelocError(*min(errors)[2])
+
+
+def _tables():
+    """Lookup tables by type number (types ≥ 255 fold onto 255, which is no relocation)."""
+    import numpy as np
+    width = np.full(256, -1, dtype=np.int64)
+    pcrel = np.zeros(256, dtype=bool)
+    for t, (w, pc) in RELOCATIONS.items():
+        width[t], pcrel[t] = w, pc
+    return width, pcrel
+
+
+_TABLES = None
 
 
 def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, int]:
@@ -55,14 +70,18 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
     All entries of all sections are computed at once; the first failing entry, in the order of
     the kernel's loops (section, then entry), decides the error.  Preconditions: symbols
     simplified (``info.symtab`` holds final values), sections moved (``sh_addr`` final).
-    Returns {type: count}.  Raises RelocError with the kernel's log lines.
+    Returns {RELA section index: {type: count}}.  Raises RelocError with the kernel's log lines.
     """
     import numpy as np
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = _tables()
+    WIDTH, PCREL = _TABLES
     parts = []
     for i in relsecs:
         sec = info.sechdrs[i]
         target = info.sechdrs[sec.info]
-        rela = elf.relocations(info.image, sec)
+        rela = elf.relocation_words(info.image, sec)
         if len(rela) == 0:
             continue
         region = mm.find(target.addr, max(target.size, 1))
@@ -75,74 +94,91 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
     for p in parts:
         if all(p[4] is not r for r in regions):
             regions.append(p[4])
-    n = [len(p[3]) for p in parts]
-    rela = np.concatenate([p[3] for p in parts]) if len(parts) > 1 else parts[0][3]
-    secoff = np.repeat(np.array([p[2].addr - p[4].base for p in parts], dtype=np.int64), n)
-    tsize = np.repeat(np.array([p[2].size for p in parts], dtype=np.int64), n)
-    taddr = np.repeat(np.array([p[2].addr for p in parts], dtype=np.uint64), n)
-    regid = np.repeat(np.array([next(k for k, r in enumerate(regions) if r is p[4]) for p in parts]), n)
-    offs = rela["r_offset"].astype(np.int64)
-    types = (rela["r_info"] & 0xFFFFFFFF).astype(np.int64)
-    symidx = (rela["r_info"] >> 32).astype(np.int64)
+    if len(parts) > 1:
+        n = [len(p[3]) for p in parts]
+        rela = np.concatenate([p[3] for p in parts])
+        secoff = np.repeat(np.array([p[2].addr - p[4].base for p in parts], dtype=np.int64), n)
+        tsize = np.repeat(np.array([p[2].size for p in parts], dtype=np.int64), n)
+        taddr = np.repeat(np.array([p[2].addr for p in parts], dtype=np.uint64), n)
+        regid = np.repeat(np.array([next(k for k, r in enumerate(regions) if r is p[4])
+                                    for p in parts], dtype=np.int64), n)
+    else:
+        _i, _sec, target, rela, region = parts[0]
+        secoff, tsize = np.int64(target.addr - region.base), np.int64(target.size)
+        taddr, regid = np.uint64(target.addr), None
+    offs = rela[:, 0].view(np.int64)
+    types = (rela[:, 1] & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    symidx = (rela[:, 1] >> np.uint64(32)).astype(np.int64)
     if symidx.max(initial=0) >= len(info.symtab):
         raise RelocError(f"{modname}: relocation refers to symbol {int(symidx.max())} of {len(info.symtab)}")
-    val = info.symtab["st_value"][symidx] + rela["r_addend"].view(np.uint64)   # u64 wraps, like C
-    P = taddr + offs.astype(np.uint64)
-    counts = {int(t): int(c) for t, c in zip(*np.unique(types, return_counts=True))}
-    errors: list[tuple[int, tuple[str, ...]]] = []
+    val = info.symtab["st_value"][symidx] + rela[:, 2]                  # u64 wraps, like C
+    P = taddr + rela[:, 0]
+    tclip = np.minimum(types, 255)
+    if len(parts) > 1:
+        per = np.bincount(np.repeat(np.arange(len(parts)), n) * 256 + tclip,
+                          minlength=256 * len(parts)).reshape(len(parts), 256)
+    else:
+        per = np.bincount(tclip, minlength=256)[None, :]
+    counts: dict[int, dict[int, int]] = {p[0]: {} for p in parts}
+    pi, ti = np.nonzero(per)
+    for k, t, c in zip(pi.tolist(), ti.tolist(), per[pi, ti].tolist()):
+        counts[parts[k][0]][t] = c
+    errors: list[tuple[int, int, tuple[str, ...]]] = []
 
-    widths = np.full(len(rela), -1, dtype=np.int64)
-    for t, (w, _) in RELOCATIONS.items():
-        widths[types == t] = w
+    widths = WIDTH[tclip]
     unknown = np.flatnonzero(widths < 0)
     if len(unknown):
         i = int(unknown[0])
-        errors.append((i, (f"module: {modname}: Unknown rela relocation: {int(types[i])}",)))
+        errors.append((i, 0, (f"module: {modname}: Unknown rela relocation: {int(types[i])}",)))
     live = np.flatnonzero(widths > 0)
-    # offs + width could wrap around 2^63: compare against the room left instead
-    outside = live[(offs[live] < 0) | (offs[live] > tsize[live] - widths[live])]
+    wl = widths[live]
+    ol = offs[live]
+    tl = tsize[live] if regid is not None else tsize
+    outside = live[(ol < 0) | (ol + wl > tl)]
     if len(outside):
         i = int(outside[0])
-        errors.append((i, (f"module: {modname}: relocation at {int(offs[i]):#x} lies outside "
+        errors.append((i, 0, (f"module: {modname}: relocation at {int(offs[i]):#x} lies outside "
                            "its target section",)))
         _first_error(errors)
+    loc = (secoff[live] if regid is not None else secoff) + ol          # offset in its region
     # Overlapping targets would see each other's writes: keep the kernel's sequential semantics.
-    key = regid[live] * (1 << 48) + secoff[live] + offs[live]
+    key = loc + regid[live] * (1 << 48) if regid is not None else loc
     order = np.argsort(key, kind="stable")
-    if len(order) > 1 and np.any(key[order][1:] < key[order][:-1] + widths[live][order][:-1]):
+    if len(order) > 1 and np.any(key[order][1:] < key[order][:-1] + wl[order][:-1]):
         for i, *_ in parts:
             _apply_sequential(mm, info, i, modname)
         return counts
 
+    v = np.where(PCREL[tclip[live]], val[live] - P[live], val[live])
     for r, region in enumerate(regions):
         mem = np.frombuffer(region.data, dtype=np.uint8)     # a writable view of module memory
-        inreg = regid == r
-        for t, (w, pcrel) in RELOCATIONS.items():
-            sel = np.flatnonzero((types == t) & inreg)
-            if not len(sel) or w == 0:
+        for w in (4, 8):
+            pick = wl == w
+            if regid is not None:
+                pick &= regid[live] == r
+            sel = np.flatnonzero(pick)
+            if not len(sel):
                 continue
-            v = val[sel] - P[sel] if pcrel else val[sel]
-            idx = (secoff[sel] + offs[sel])[:, None] + np.arange(w)[None, :]
+            idx = loc[sel][:, None] + np.arange(w)[None, :]
             nonzero = np.flatnonzero(mem[idx].any(axis=1))
             if len(nonzero):
-                i = int(sel[nonzero[0]])
-                errors.append((i, ("module: x86/modules: Skipping invalid relocation target, existing "
-                                   f"value is nonzero for type {t}, loc {int(P[i]):016x}, "
-                                   f"val {int(val[i]):x}",)))     # val before P is subtracted
-                continue
-            if t in (R_X86_64_32, R_X86_64_32S):
-                low = v & np.uint64(0xFFFFFFFF)
-                if t == R_X86_64_32:
-                    bad = np.flatnonzero(low != v)
-                else:
-                    sext = low.astype(np.int64)
-                    sext = np.where(sext >= 2**31, sext - 2**32, sext)
-                    bad = np.flatnonzero(sext != v.view(np.int64))
+                i = int(live[sel[nonzero[0]]])
+                errors.append((i, 0, ("module: x86/modules: Skipping invalid relocation target, existing "
+                                      f"value is nonzero for type {int(types[i])}, loc {int(P[i]):016x}, "
+                                      f"val {int(val[i]):x}",)))     # val before P is subtracted
+            vs = v[sel]
+            if w == 4:
+                tsel = types[live[sel]]
+                low = vs & np.uint64(0xFFFFFFFF)
+                sext = low.astype(np.int64)
+                sext = np.where(sext >= 2**31, sext - 2**32, sext)
+                bad = np.flatnonzero(((tsel == R_X86_64_32) & (low != vs)) |
+                                     ((tsel == R_X86_64_32S) & (sext != vs.view(np.int64))))
                 if len(bad):
-                    i = int(sel[bad[0]])
-                    errors.append((i, (f"module: overflow in relocation type {t} val {int(val[i]):x}",
-                                       f"module: `{modname}' likely not compiled with -mcmodel=kernel")))
-            mem[idx] = v.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :w]
+                    i = int(live[sel[bad[0]]])
+                    errors.append((i, 1, (f"module: overflow in relocation type {int(types[i])} val {int(val[i]):x}",
+                                          f"module: `{modname}' likely not compiled with -mcmodel=kernel")))
+            mem[idx] = vs.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :w]
     _first_error(errors)
     return counts
 

@@ -105,13 +105,33 @@ class LoadInfo:
     mem_base: "list[int] | None" = None
     kallsyms_core_base: int = 0       # where layout_symtab's core / init offsets count from
     kallsyms_init_base: int = 0
+    core_mask: Any = None             # layout.core_symbol_mask once computed (symtab kept order)
+    _modinfo_first: Any = field(default=None, repr=False, compare=False)
+    _sec_by_name: Any = field(default=None, repr=False, compare=False)
 
     def get_modinfo(self, tag: str) -> str | None:
         """First ``tag=`` value in .modinfo (kernel get_modinfo), or None."""
-        for t, v in self.modinfo:
-            if t == tag:
-                return v
-        return None
+        first = self._modinfo_first
+        if first is None or first[0] is not self.modinfo:
+            d: dict[str, str] = {}
+            for t, v in self.modinfo:
+                d.setdefault(t, v)
+            first = self._modinfo_first = (self.modinfo, d)
+        return first[1].get(tag)
+
+    def find_sec(self, name: str, need_flags: int = 0) -> int:
+        """elf.find_section over ``sechdrs`` through a name index built once (names never
+        change during a load; flags may, and are checked at each call)."""
+        idx = self._sec_by_name
+        if idx is None or idx[0] is not self.sechdrs:
+            d: dict[str, list[int]] = {}
+            for i, sec in enumerate(self.sechdrs[1:], 1):
+                d.setdefault(sec.name, []).append(i)
+            idx = self._sec_by_name = (self.sechdrs, d)
+        for i in idx[1].get(name, ()):
+            if self.sechdrs[i].flags & need_flags == need_flags:
+                return i
+        return 0
 
     def get_modinfo_all(self, tag: str) -> list[str]:
         return [v for t, v in self.modinfo if t == tag]

@@ -58,7 +58,7 @@ def add_kallsyms(mm, info: LoadInfo, mod: Module) -> None:
              struct.pack("<QI4xQQ", symsec.addr, len(sym), strsec.addr, init_typetab))
     mm.write(init_typetab, types.tobytes())
 
-    keep = np.flatnonzero(core_symbol_mask(info))
+    keep = np.flatnonzero(info.core_mask if info.core_mask is not None else core_symbol_mask(info))
     dst = sym[keep].copy()
     strtab = info.strtab
     offs = sym["st_name"][keep].astype(np.int64)

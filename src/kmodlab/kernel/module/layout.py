@@ -164,7 +164,7 @@ def layout_symtab(info: LoadInfo) -> None:
     symsect.flags |= elf.SHF_ALLOC
     symsect.entsize = _get_offset(init, symsect) | INIT_OFFSET_MASK
     nsrc = len(info.symtab)
-    mask = core_symbol_mask(info)
+    mask = info.core_mask = core_symbol_mask(info)     # add_kallsyms copies these symbols
     ndst = int(mask.sum())
     strtab_size = int((strlens(info.strtab, info.symtab["st_name"][mask]) + 1).sum())
     info.ndst, info.core_strtab_size = ndst, strtab_size
@@ -319,7 +319,7 @@ def layout_symtab_mem(info: LoadInfo) -> None:
     symsect.flags |= elf.SHF_ALLOC
     symsect.entsize = module_get_offset_and_type(info, MOD_INIT_DATA, symsect)
     nsrc = len(info.symtab)
-    mask = core_symbol_mask(info)
+    mask = info.core_mask = core_symbol_mask(info)     # add_kallsyms copies these symbols
     ndst = int(mask.sum())
     strtab_size = int((strlens(info.strtab, info.symtab["st_name"][mask]) + 1).sum())
     info.ndst, info.core_strtab_size = ndst, strtab_size

@@ -100,7 +100,7 @@ def setup_load_info(m, info: LoadInfo, flags: int) -> None:
     """6.1: cache the indices of .modinfo, the symtab, this_module, __versions and the percpu
     section (6.4+ finds the first three in elf_validity_cache_copy)."""
     secs = info.sechdrs
-    info.index_info = elf.find_section(secs, ".modinfo", elf.SHF_ALLOC)
+    info.index_info = info.find_sec(".modinfo", elf.SHF_ALLOC)
     if info.index_info:
         info.modinfo = elf.parse_modinfo(elf.section_bytes(info.image, secs[info.index_info]))
         info.name = info.get_modinfo("name") or ""
@@ -112,7 +112,7 @@ def setup_load_info(m, info: LoadInfo, flags: int) -> None:
     if not info.index_sym:
         raise LoadError(ENOEXEC, "setup_load_info", f"{who}: module has no symbols (stripped?)",
                         level=KERN_WARNING)
-    info.index_mod = elf.find_section(secs, ".gnu.linkonce.this_module", elf.SHF_ALLOC)
+    info.index_mod = info.find_sec(".gnu.linkonce.this_module", elf.SHF_ALLOC)
     if not info.index_mod:
         raise LoadError(ENOEXEC, "setup_load_info", f"{who}: No module found in object",
                         level=KERN_WARNING)
@@ -126,8 +126,8 @@ def cache_load_info(info: LoadInfo, flags: int) -> None:
     if not info.name:
         info.name = this_module_name(info)
     info.index_vers = 0 if flags & MODULE_INIT_IGNORE_MODVERSIONS else \
-        elf.find_section(secs, "__versions", elf.SHF_ALLOC)
-    info.index_pcpu = elf.find_section(secs, ".data..percpu", elf.SHF_ALLOC)
+        info.find_sec("__versions", elf.SHF_ALLOC)
+    info.index_pcpu = info.find_sec(".data..percpu", elf.SHF_ALLOC)
     strsec = secs[info.index_str]
     # info->strtab is a pointer into the image: a name past the table's end (6.1 checks no
     # st_name) reads on into the bytes after it, as strlen/strcmp there would
@@ -262,7 +262,7 @@ def layout_and_allocate(m, info: LoadInfo, mod: Module, flags: int, placement=No
     module_enforce_rwx_sections(info, mod)
     info.sechdrs[info.index_pcpu].flags &= ~elf.SHF_ALLOC
     for name in (".data..ro_after_init", "__jump_table"):
-        ndx = elf.find_section(info.sechdrs, name, elf.SHF_ALLOC)
+        ndx = info.find_sec(name, elf.SHF_ALLOC)
         if ndx:
             info.sechdrs[ndx].flags |= elf.SHF_RO_AFTER_INIT
     info.core, info.init = Layout(), Layout()
@@ -348,7 +348,7 @@ class ModSections:
 
 
 def find_module_sections(m, info: LoadInfo, mod: Module) -> ModSections:
-    f = lambda name: elf.find_section(info.sechdrs, name, elf.SHF_ALLOC)
+    f = lambda name: info.find_sec(name, elf.SHF_ALLOC)
     ms = ModSections(kp=f("__param"), syms=f("__ksymtab"), crcs=f("__kcrctab"),
                      gpl_syms=f("__ksymtab_gpl"), gpl_crcs=f("__kcrctab_gpl"))
     if f(".ctors") and f(".init_array"):
@@ -479,13 +479,18 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[s
     idx = shndx[defined].astype(np.int64)
     sym["st_value"][defined] += secaddr[idx]
     special = np.flatnonzero(~defined)
+    special = special[special > 0]
     ret = 0
     unknown: list[str] = []
     resolved: list[tuple[str, int, str]] = []
+    found_at: list[int] = []
+    found_val: list[int] = []
     strtab = info.strtab
-    for i in special[special > 0].tolist():
-        st_name, st_info, st_shndx = int(sym["st_name"][i]), int(sym["st_info"][i]), int(shndx[i])
-        name = elf.cstring(strtab, st_name) if st_name < len(strtab) else ""
+    nstr = len(strtab)
+    rows = sym[special]
+    for i, st_name, st_info, st_shndx in zip(special.tolist(), rows["st_name"].tolist(),
+                                              rows["st_info"].tolist(), rows["st_shndx"].tolist()):
+        name = elf.cstring(strtab, st_name) if st_name < nstr else ""
         if st_shndx == elf.SHN_COMMON:
             if name.startswith("__gnu_lto"):
                 continue
@@ -496,9 +501,10 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[s
         elif st_shndx == elf.SHN_UNDEF:
             ksym = resolve_symbol(m, info, mod, name, extra)
             if isinstance(ksym, FoundSymbol):
-                sym["st_value"][i] = ksym.value & 0xFFFFFFFFFFFFFFFF
-                resolved.append((name, ksym.value & 0xFFFFFFFFFFFFFFFF,
-                                 ksym.owner.name if ksym.owner else "vmlinux"))
+                value = ksym.value & 0xFFFFFFFFFFFFFFFF
+                found_at.append(i)
+                found_val.append(value)
+                resolved.append((name, value, ksym.owner.name if ksym.owner else "vmlinux"))
                 continue
             if ksym is None and ((st_info >> 4) == elf.STB_WEAK or name == "_GLOBAL_OFFSET_TABLE_"):
                 continue
@@ -509,6 +515,8 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[s
             m.printk(KERN_ERR, f"{mod.name}: Symbol {name} has an invalid section index "
                      f"{st_shndx} (max {shnum - 1})")
             ret = -ENOEXEC
+    if found_at:
+        sym["st_value"][np.array(found_at, dtype=np.int64)] = np.array(found_val, dtype=np.uint64)
     if ret:
         raise LoadError(ret, "simplify_symbols",
                         reason="; ".join(f"Unknown symbol {u}" for u in unknown) if unknown else "")
@@ -537,19 +545,19 @@ def apply_relocations(m, info: LoadInfo, mod: Module, by_section: dict | None = 
         if refused:
             break
     try:
-        counts = apply_relocate_add(m.mm, info, rela, mod.name)
+        per_section = apply_relocate_add(m.mm, info, rela, mod.name)
     except RelocError as e:
         raise LoadError(ENOEXEC, "apply_relocate_add", *e.log)
     if refused:
         raise refused
-    if by_section is not None:
-        import numpy as np
-        for i in rela:
-            types = elf.relocations(info.image, info.sechdrs[i])["r_info"] & 0xFFFFFFFF
-            if len(types):
-                per = by_section.setdefault(info.sechdrs[info.sechdrs[i].info].name, {})
-                for t, c in zip(*np.unique(types, return_counts=True)):
-                    per[int(t)] = per.get(int(t), 0) + int(c)
+    counts: dict[int, int] = {}
+    for i, per in per_section.items():
+        for t, c in per.items():
+            counts[t] = counts.get(t, 0) + c
+        if by_section is not None:
+            into = by_section.setdefault(info.sechdrs[info.sechdrs[i].info].name, {})
+            for t, c in per.items():
+                into[t] = into.get(t, 0) + c
     return counts
 
 
