@@ -29,11 +29,13 @@ class CheckResult:
     coresize: int = 0
     initsize: int = 0
     log: list[str] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)   # modules whose exports it used, first use first
 
     def as_json(self) -> dict:
         return {"file": self.file, "name": self.name, "ok": self.ok, "errno": self.errno,
                 "error": self.error, "message": self.message, "step": self.step,
-                "coresize": self.coresize, "initsize": self.initsize, "log": self.log}
+                "coresize": self.coresize, "initsize": self.initsize, "needs": self.needs,
+                "log": self.log}
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,14 @@ def file_exports(data: bytes) -> dict[str, TreeExport]:
     return out
 
 
+def _owner_module(owner: str) -> str:
+    """Module name of an export's owner: a Module.symvers path ("drivers/media/mc/mc") or a
+    checked file's name ("mc.ko.xz"); "" for vmlinux."""
+    if not owner or owner == "vmlinux":
+        return ""
+    return os.path.basename(owner).split(".ko")[0].replace("-", "_")
+
+
 class Checker:
     def __init__(self, profile=None, files: list[str] | None = None):
         from .profile import load_profile
@@ -84,16 +94,33 @@ class Checker:
         for name, e in self.profile.module_exports.items():
             self.tree[name] = TreeExport(e.crc, e.gpl, e.namespace, e.owner)
         self.files = list(files or [])
+        self._needs: list[str] = []
 
     def add_file_exports(self, path: str, data: bytes) -> None:
-        for name, e in file_exports(data).items():
-            self.tree.setdefault(name, TreeExport(e.crc, e.gpl, e.namespace, os.path.basename(path)))
+        self.add_exports(path, file_exports(data))
+
+    def add_exports(self, path: str, exports: dict[str, TreeExport]) -> None:
+        """A checked file's exports join the tree unless the profile (or an earlier file) has
+        the name already."""
+        owner = os.path.basename(path)
+        for name, e in exports.items():
+            self.tree.setdefault(name, TreeExport(e.crc, e.gpl, e.namespace, owner))
+
+    def check_file(self, path: str) -> CheckResult:
+        """check() of a file read here (decompressed by its magic, as kmod would)."""
+        data, err = _read(path)
+        if data is None:
+            return CheckResult(file=path, errno=err.errno, error=strerror(err.errno), message=str(err))
+        return self.check(path, data)
 
     def _extra(self, name: str, gplok: bool):
         from .kernel.module.main import FoundSymbol
         e = self.tree.get(name)
         if e is None or (e.gpl and not gplok):
             return None
+        owner = _owner_module(e.owner)
+        if owner and owner not in self._needs:
+            self._needs.append(owner)
         return FoundSymbol(TREE_EXPORT_ADDR, e.crc, e.gpl, e.namespace, None, name)
 
     def check(self, path: str, data: bytes | None = None) -> CheckResult:
@@ -111,8 +138,10 @@ class Checker:
         m = Machine.boot(self.profile.name, seed=0)
         m.profile = self.profile
         start = len(m.log)
+        self._needs = []
         r = main.load_module(m, data, "", 0, run_init=False, extra=self._extra)
         res.name, res.step = r.name, r.step
+        res.needs = self._needs
         res.coresize, res.initsize = r.coresize, r.initsize
         res.log = [x.text for x in m.log[start:]]
         res.ok = r.ret >= 0
@@ -121,3 +150,83 @@ class Checker:
             res.error = mod_strerror(res.errno)
             res.message = r.reason
         return res
+
+
+# -- many files: the tree's exports first, then one load per module, over a process pool ------
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def effective_jobs(n_files: int, jobs: int) -> int:
+    """Processes worth starting: a fork and a profile per worker cost more than a few loads."""
+    return max(1, min(jobs, n_files // 4 or 1))
+
+
+def _read(path: str) -> tuple[bytes | None, object]:
+    from .lib.file import ModuleFileError, read_module
+    try:
+        return read_module(path).data, None
+    except ModuleFileError as e:
+        return None, e
+
+
+def _exports_of(path: str) -> dict[str, TreeExport]:
+    data, _err = _read(path)
+    return file_exports(data) if data is not None else {}
+
+
+_worker: "Checker | None" = None       # the pool worker's checker (set once per worker process)
+
+
+def _init_worker(checker: "Checker") -> None:
+    global _worker
+    _worker = checker
+
+
+def _check_in_worker(path: str) -> CheckResult:
+    return _worker.check_file(path)
+
+
+def _pool(jobs: int, checker: "Checker | None"):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    # fork: the workers inherit the profile (and the tree) already decoded, nothing is pickled
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_init_worker, initargs=(checker,))
+
+
+def _chunk(n: int, jobs: int) -> int:
+    return max(1, min(32, n // (jobs * 8) or 1))
+
+
+def check_files(checker: "Checker", files: list[str], jobs: int = 1, progress=None):
+    """CheckResult of every file, in order: first every file's exports go into the checker's
+    tree (file order decides between two files exporting one name), then each file is loaded.
+    ``jobs`` > 1 spreads both passes over that many forked processes; ``progress(done, total)``
+    is called as results arrive."""
+    jobs = effective_jobs(len(files), jobs)
+    if jobs == 1:
+        for f in files:
+            checker.add_exports(f, _exports_of(f))
+        for k, f in enumerate(files):
+            yield checker.check_file(f)
+            if progress:
+                progress(k + 1, len(files))
+        return
+    with _pool(jobs, None) as ex:
+        for f, exp in zip(files, ex.map(_exports_of, files, chunksize=_chunk(len(files), jobs))):
+            checker.add_exports(f, exp)
+    with _pool(jobs, checker) as ex:
+        try:
+            for k, r in enumerate(ex.map(_check_in_worker, files, chunksize=_chunk(len(files), jobs))):
+                yield r
+                if progress:
+                    progress(k + 1, len(files))
+        except BaseException:
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
