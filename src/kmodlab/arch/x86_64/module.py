@@ -134,7 +134,8 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
     wl = widths[live]
     ol = offs[live]
     tl = tsize[live] if regid is not None else tsize
-    outside = live[(ol < 0) | (ol + wl > tl)]
+    # offs + width could wrap around 2^63: compare against the room left instead
+    outside = live[(ol < 0) | (ol > tl - wl)]
     if len(outside):
         i = int(outside[0])
         errors.append((i, 0, (f"module: {modname}: relocation at {int(offs[i]):#x} lies outside "
