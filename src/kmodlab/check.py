@@ -8,6 +8,7 @@ files being checked), so dependencies resolve and modversions are compared for r
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 from . import elf
@@ -30,6 +31,7 @@ class CheckResult:
     initsize: int = 0
     log: list[str] = field(default_factory=list)
     needs: list[str] = field(default_factory=list)   # modules whose exports it used, first use first
+    seconds: float = 0.0                             # the load's own time (reports)
 
     def as_json(self) -> dict:
         return {"file": self.file, "name": self.name, "ok": self.ok, "errno": self.errno,
@@ -135,6 +137,7 @@ class Checker:
             except ModuleFileError as e:
                 res.errno, res.error, res.message = e.errno, strerror(e.errno), str(e)
                 return res
+        t0 = time.perf_counter()
         m = Machine.boot(self.profile.name, seed=0)
         m.profile = self.profile
         start = len(m.log)
@@ -142,6 +145,7 @@ class Checker:
         r = main.load_module(m, data, "", 0, run_init=False, extra=self._extra)
         res.name, res.step = r.name, r.step
         res.needs = self._needs
+        res.seconds = time.perf_counter() - t0
         res.coresize, res.initsize = r.coresize, r.initsize
         res.log = [x.text for x in m.log[start:]]
         res.ok = r.ret >= 0
