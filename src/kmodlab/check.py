@@ -208,23 +208,32 @@ def _chunk(n: int, jobs: int) -> int:
     return max(1, min(32, n // (jobs * 8) or 1))
 
 
-def check_files(checker: "Checker", files: list[str], jobs: int = 1, progress=None):
+def tree_exports(files: list[str], jobs: int = 1) -> list[dict[str, TreeExport]]:
+    """Every file's exports, in file order (they do not depend on the kernel profile)."""
+    jobs = effective_jobs(len(files), jobs)
+    if jobs == 1:
+        return [_exports_of(f) for f in files]
+    with _pool(jobs, None) as ex:
+        return list(ex.map(_exports_of, files, chunksize=_chunk(len(files), jobs)))
+
+
+def check_files(checker: "Checker", files: list[str], jobs: int = 1, progress=None,
+                exports: list[dict[str, TreeExport]] | None = None):
     """CheckResult of every file, in order: first every file's exports go into the checker's
     tree (file order decides between two files exporting one name), then each file is loaded.
     ``jobs`` > 1 spreads both passes over that many forked processes; ``progress(done, total)``
-    is called as results arrive."""
+    is called as results arrive; ``exports`` (tree_exports' answer) saves the first pass."""
+    if exports is None:
+        exports = tree_exports(files, jobs)
+    for f, exp in zip(files, exports):
+        checker.add_exports(f, exp)
     jobs = effective_jobs(len(files), jobs)
     if jobs == 1:
-        for f in files:
-            checker.add_exports(f, _exports_of(f))
         for k, f in enumerate(files):
             yield checker.check_file(f)
             if progress:
                 progress(k + 1, len(files))
         return
-    with _pool(jobs, None) as ex:
-        for f, exp in zip(files, ex.map(_exports_of, files, chunksize=_chunk(len(files), jobs))):
-            checker.add_exports(f, exp)
     with _pool(jobs, checker) as ex:
         try:
             for k, r in enumerate(ex.map(_check_in_worker, files, chunksize=_chunk(len(files), jobs))):
@@ -234,3 +243,14 @@ def check_files(checker: "Checker", files: list[str], jobs: int = 1, progress=No
         except BaseException:
             ex.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def check_matrix(profiles: list, files: list[str], jobs: int = 1, progress=None):
+    """(profile, CheckResult) for every profile × file, profile by profile, each file in order;
+    the files' exports are read once for all profiles."""
+    exports = tree_exports(files, jobs)
+    total = len(files) * len(profiles)
+    for k, prof in enumerate(profiles):
+        sub = (lambda d, _t, k=k: progress(k * len(files) + d, total)) if progress else None
+        for r in check_files(Checker(prof), files, jobs, sub, exports):
+            yield prof, r

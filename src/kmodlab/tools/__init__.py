@@ -27,6 +27,8 @@ COMMANDS = {
     "explain": "Draw what load_module does with a module (--svg, --html)",
 }
 MODULES = {"explain": "explain_draw"}          # a command whose file is named otherwise
+# global options a command parses itself when typed after it (check: --kernel repeats, a matrix)
+OWN_OPTIONS = {"check": ("--kernel",)}
 
 
 def _usage(out=sys.stdout) -> None:
@@ -58,9 +60,10 @@ def _global_options(argv: list[str]) -> list[str]:
     return args
 
 
-def _global_options_after(args: list[str]) -> list[str]:
+def _global_options_after(args: list[str], keep: tuple[str, ...] = ()) -> list[str]:
     """The same global options typed after the command (``kmodlab insmod --live FILE``), up to
-    a bare ``--``: taken out and exported; everything else stays in order."""
+    a bare ``--``: taken out and exported; everything else (and the options in ``keep``, which
+    the command parses itself) stays in order."""
     out, i = [], 0
     while i < len(args):
         a = args[i]
@@ -68,7 +71,7 @@ def _global_options_after(args: list[str]) -> list[str]:
             out.extend(args[i:])
             break
         opt, eq, _ = a.partition("=")
-        if opt in ("--machine", "--kernel", "--live"):
+        if opt in ("--machine", "--kernel", "--live") and opt not in keep:
             n = 1 if eq or opt == "--live" else 2
             _global_options(args[i:i + n])
             i += n
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     base = os.path.basename(argv[0]) if argv else "kmodlab"
     if base in COMMANDS:                        # called through a symlink, as kmod is
-        return run(base, _global_options_after(argv[1:]))
+        return run(base, _global_options_after(argv[1:], OWN_OPTIONS.get(base, ())))
     args = _global_options(argv[1:])
     if not args or args[0] in ("-h", "--help", "help"):
         _usage()
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         _usage(sys.stderr)
         return 1
     try:
-        return run(cmd, _global_options_after(args[1:]))
+        return run(cmd, _global_options_after(args[1:], OWN_OPTIONS.get(cmd, ())))
     except Exception as e:                      # a bug of ours: say so, never dump a traceback
         import traceback
         if os.environ.get("KMODLAB_DEBUG"):
