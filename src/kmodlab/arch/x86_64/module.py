@@ -98,13 +98,14 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
         n = [len(p[3]) for p in parts]
         rela = np.concatenate([p[3] for p in parts])
         secoff = np.repeat(np.array([p[2].addr - p[4].base for p in parts], dtype=np.int64), n)
-        tsize = np.repeat(np.array([p[2].size for p in parts], dtype=np.int64), n)
+        rsize = np.repeat(np.array([len(p[4].data) for p in parts], dtype=np.int64), n)
         taddr = np.repeat(np.array([p[2].addr for p in parts], dtype=np.uint64), n)
         regid = np.repeat(np.array([next(k for k, r in enumerate(regions) if r is p[4])
                                     for p in parts], dtype=np.int64), n)
     else:
         _i, _sec, target, rela, region = parts[0]
-        secoff, tsize = np.int64(target.addr - region.base), np.int64(target.size)
+        secoff = np.int64(target.addr - region.base)
+        rsize = np.int64(len(region.data))
         taddr, regid = np.uint64(target.addr), None
     offs = rela[:, 0].view(np.int64)
     types = (rela[:, 1] & np.uint64(0xFFFFFFFF)).astype(np.int64)
@@ -133,15 +134,17 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
     live = np.flatnonzero(widths > 0)
     wl = widths[live]
     ol = offs[live]
-    tl = tsize[live] if regid is not None else tsize
-    # offs + width could wrap around 2^63: compare against the room left instead
-    outside = live[(ol < 0) | (ol > tl - wl)]
-    if len(outside):
-        i = int(outside[0])
-        errors.append((i, 0, (f"module: {modname}: relocation at {int(offs[i]):#x} lies outside "
-                           "its target section",)))
-        _first_error(errors)
-    loc = (secoff[live] if regid is not None else secoff) + ol          # offset in its region
+    so = secoff[live] if regid is not None else secoff
+    rs = rsize[live] if regid is not None else rsize
+    loc = so + ol                                                       # offset in its region
+    # Linux does not bound r_offset: an entry outside its section reads and writes whatever
+    # is there (other sections, another allocation, or unmapped memory: an oops).  Those
+    # loads go through the kernel's loop entry by entry, on absolute addresses.
+    # (compared as ol against the room left: ol + width could wrap around 2^63)
+    if np.any((ol < -so) | (ol > rs - so - wl)):
+        for i, *_ in parts:
+            _apply_sequential(mm, info, i, modname)
+        return counts
     # Overlapping targets would see each other's writes: keep the kernel's sequential semantics.
     key = loc + regid[live] * (1 << 48) if regid is not None else loc
     order = np.argsort(key, kind="stable")
@@ -185,26 +188,24 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
 
 
 def _apply_sequential(mm, info, relsec: int, modname: str) -> None:
-    """The kernel's loop, entry by entry (only used when targets overlap)."""
+    """The kernel's loop, entry by entry, on absolute addresses (used when targets overlap or
+    lie outside their section): an unmapped target raises the memory's Fault (an oops)."""
     sec = info.sechdrs[relsec]
     target = info.sechdrs[sec.info]
-    region = mm.find(target.addr, max(target.size, 1))
-    data, secoff = region.data, target.addr - region.base
     for off, rinfo, addend in elf.relocations(info.image, sec).tolist():
         t, si = rinfo & 0xFFFFFFFF, rinfo >> 32
         val = (int(info.symtab["st_value"][si]) + addend) & MASK64
-        loc = target.addr + off
+        loc = (target.addr + off) & MASK64
         if t not in RELOCATIONS:
             raise RelocError(f"module: {modname}: Unknown rela relocation: {t}")
         w, pcrel = RELOCATIONS[t]
         if w == 0:
             continue
-        p = secoff + off
-        if any(data[p:p + w]):
+        if any(mm.read(loc, w)):
             raise RelocError("module: x86/modules: Skipping invalid relocation target, existing value "
                              f"is nonzero for type {t}, loc {loc:016x}, val {val:x}")
         v = (val - loc) & MASK64 if pcrel else val
-        data[p:p + w] = (v & ((1 << (8 * w)) - 1)).to_bytes(w, "little")
+        mm.write(loc, (v & ((1 << (8 * w)) - 1)).to_bytes(w, "little"))
         if t == R_X86_64_32 and v != v & 0xFFFFFFFF or \
                 t == R_X86_64_32S and ((v & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000 != \
                 (v - (1 << 64) if v >> 63 else v):

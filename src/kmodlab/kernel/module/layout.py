@@ -38,8 +38,8 @@ _MASKS = [
 
 
 def strict_align(size: int) -> int:
-    """PAGE_ALIGN under CONFIG_STRICT_MODULE_RWX (Debian: y)."""
-    return page_align(size)
+    """PAGE_ALIGN under CONFIG_STRICT_MODULE_RWX (Debian: y), of an unsigned int."""
+    return page_align(size) & U32
 
 
 def module_init_layout_section(name: str) -> bool:
@@ -47,9 +47,23 @@ def module_init_layout_section(name: str) -> bool:
     return name.startswith(".init")
 
 
+# Layout sizes are unsigned int in the kernel (6.1 struct module_layout, 6.4+ module_memory):
+# a section of 4 GiB or more wraps them, and the module is laid out (and loads) as if the
+# section were that much smaller, as the real 6.1 kernel did with a 4 GiB .bss (the
+# malformed-module recording).
+U32 = 0xFFFFFFFF
+
+
+def kalign(size: int, a: int) -> int:
+    """The kernel's ALIGN() of an unsigned int size: the mask is cast to unsigned int, and
+    it is a mask (a non-power-of-two sh_addralign aligns as its bit pattern says)."""
+    mask = ((a or 1) - 1) & U32
+    return ((size + mask) & ~mask) & U32
+
+
 def _get_offset(layout: Layout, sec: elf.Section) -> int:
-    off = align(layout.size, sec.addralign or 1)
-    layout.size = off + sec.size
+    off = kalign(layout.size, sec.addralign)
+    layout.size = (off + sec.size) & U32
     return off
 
 
@@ -168,7 +182,7 @@ def layout_symtab(info: LoadInfo) -> None:
     ndst = int(mask.sum())
     strtab_size = int((strlens(info.strtab, info.symtab["st_name"][mask]) + 1).sum())
     info.ndst, info.core_strtab_size = ndst, strtab_size
-    info.symoffs = align(core.size, symsect.addralign or 1)
+    info.symoffs = kalign(core.size, symsect.addralign)
     info.stroffs = core.size = info.symoffs + ndst * SYM_SIZE
     core.size += strtab_size
     info.core_typeoffs = core.size
@@ -290,8 +304,8 @@ _INIT_TYPES = (MOD_INIT_TEXT, MOD_INIT_RODATA, MOD_INVALID, MOD_INIT_DATA, MOD_I
 
 def module_get_offset_and_type(info: LoadInfo, mtype: int, sec: elf.Section) -> int:
     """Append ``sec`` to type ``mtype`` (aligned); its placement: offset | type << 60."""
-    off = align(info.mem[mtype], sec.addralign or 1)
-    info.mem[mtype] = off + sec.size
+    off = kalign(info.mem[mtype], sec.addralign)
+    info.mem[mtype] = (off + sec.size) & U32
     return off | (mtype << SH_ENTSIZE_TYPE_SHIFT)
 
 
@@ -324,7 +338,7 @@ def layout_symtab_mem(info: LoadInfo) -> None:
     strtab_size = int((strlens(info.strtab, info.symtab["st_name"][mask]) + 1).sum())
     info.ndst, info.core_strtab_size = ndst, strtab_size
     mem = info.mem
-    info.symoffs = align(mem[MOD_DATA], symsect.addralign or 1)
+    info.symoffs = kalign(mem[MOD_DATA], symsect.addralign)
     info.stroffs = mem[MOD_DATA] = info.symoffs + ndst * SYM_SIZE
     mem[MOD_DATA] += strtab_size
     info.core_typeoffs = mem[MOD_DATA]

@@ -183,6 +183,8 @@ def modinfo_taints(m, info: LoadInfo, mod: Module) -> None:
             m.printk(KERN_WARNING, f"{mod.name}: loading out-of-tree module taints kernel.")
         add_taint_module(m, mod, TAINT_OOT_MODULE)
     if info.get_modinfo("retpoline") is None and m.profile_config_enabled("RETPOLINE"):
+        # retpoline_module_ok (arch/x86/kernel/cpu/bugs.c) says so first, on every such load
+        m.printk(KERN_ERR, "Spectre V2 : System may be vulnerable to spectre v2")
         m.printk(KERN_WARNING, f"{mod.name}: loading module not compiled with retpoline compiler.")
     if info.get_modinfo("staging") is not None:
         add_taint_module(m, mod, TAINT_CRAP)
