@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import elf
-from .errors import strerror
+from .errors import errno_name, strerror
 from .kernel.mm import MODULES_END, PAGE_SIZE
 
 TREE_EXPORT_ADDR = MODULES_END - PAGE_SIZE      # where "another module's" symbols pretend to be
@@ -32,12 +32,17 @@ class CheckResult:
     log: list[str] = field(default_factory=list)
     needs: list[str] = field(default_factory=list)   # modules whose exports it used, first use first
     seconds: float = 0.0                             # the load's own time (reports)
+    init: str = ""                  # --run-init: live, none, init-error, unmodelled, … (check_init.py)
+    init_detail: str = ""
+    init_log: list[str] = field(default_factory=list)  # the kernel's lines of the real load + init
 
     def as_json(self) -> dict:
         return {"file": self.file, "name": self.name, "ok": self.ok, "errno": self.errno,
                 "error": self.error, "message": self.message, "step": self.step,
                 "coresize": self.coresize, "initsize": self.initsize, "needs": self.needs,
-                "log": self.log}
+                "log": self.log,
+                **({"init": self.init, "init_detail": self.init_detail, "init_log": self.init_log}
+                   if self.init else {})}
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class Checker:
             self.tree[name] = TreeExport(e.crc, e.gpl, e.namespace, e.owner)
         self.files = list(files or [])
         self._needs: list[str] = []
+        self.init_runner = None       # check_init.InitRunner: --run-init
 
     def add_file_exports(self, path: str, data: bytes) -> None:
         self.add_exports(path, file_exports(data))
@@ -112,8 +118,26 @@ class Checker:
         """check() of a file read here (decompressed by its magic, as kmod would)."""
         data, err = _read(path)
         if data is None:
-            return CheckResult(file=path, errno=err.errno, error=strerror(err.errno), message=str(err))
-        return self.check(path, data)
+            res = CheckResult(file=path, errno=err.errno, error=strerror(err.errno), message=str(err))
+            if self.init_runner:
+                res.init, res.init_detail = "load-error", errno_name(err.errno)
+            return res
+        res = self.check(path, data)
+        if self.init_runner:
+            self.init_runner.run(res, data)
+        return res
+
+    def enable_run_init(self, files: list[str]) -> None:
+        """Dependencies come from the checked files first, then from the module tree they lie
+        in (the nearest directory above them with a kernel/ subdirectory), as modprobe finds
+        them."""
+        from .check_init import InitRunner, module_name, tree_paths
+        paths: dict[str, str] = {}
+        for f in files:
+            paths.setdefault(module_name(f), f)
+        for name, p in tree_paths(files).items():
+            paths.setdefault(name, p)
+        self.init_runner = InitRunner(self.profile, paths)
 
     def _extra(self, name: str, gplok: bool):
         from .kernel.module.main import FoundSymbol
@@ -245,12 +269,16 @@ def check_files(checker: "Checker", files: list[str], jobs: int = 1, progress=No
             raise
 
 
-def check_matrix(profiles: list, files: list[str], jobs: int = 1, progress=None):
+def check_matrix(profiles: list, files: list[str], jobs: int = 1, progress=None,
+                 run_init: bool = False):
     """(profile, CheckResult) for every profile × file, profile by profile, each file in order;
     the files' exports are read once for all profiles."""
     exports = tree_exports(files, jobs)
     total = len(files) * len(profiles)
     for k, prof in enumerate(profiles):
         sub = (lambda d, _t, k=k: progress(k * len(files) + d, total)) if progress else None
-        for r in check_files(Checker(prof), files, jobs, sub, exports):
+        checker = Checker(prof)
+        if run_init:
+            checker.enable_run_init(files)
+        for r in check_files(checker, files, jobs, sub, exports):
             yield prof, r

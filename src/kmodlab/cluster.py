@@ -35,7 +35,7 @@ def _exports_chunk(files: list[str]):
     return [_exports_of(f) for f in files]
 
 
-def _check_chunk(key: str, blob: bytes, files_exports, chunk: list[str]):
+def _check_chunk(key: str, blob: bytes, files_exports, chunk: list[str], run_init: bool = False):
     from .check import Checker
     from .profile import Profile, _decompress
     c = _checkers.get(key)
@@ -43,6 +43,8 @@ def _check_chunk(key: str, blob: bytes, files_exports, chunk: list[str]):
         c = Checker(Profile.from_bytes(_decompress(blob, key)))
         for f, exp in zip(*files_exports):
             c.add_exports(f, exp)
+        if run_init:
+            c.enable_run_init(files_exports[0])
         while len(_checkers) >= 4:          # a few profiles' checkers per worker at a time
             _checkers.pop(next(iter(_checkers)))
         _checkers[key] = c
@@ -50,7 +52,7 @@ def _check_chunk(key: str, blob: bytes, files_exports, chunk: list[str]):
 
 
 def check_matrix_dask(address: str, profiles: list, files: list[str], progress=None,
-                      chunk: int = 64):
+                      chunk: int = 64, run_init: bool = False):
     """(profile, CheckResult) in check_matrix's order, computed on the Dask cluster at
     ``address``."""
     import uuid
@@ -66,7 +68,7 @@ def check_matrix_dask(address: str, profiles: list, files: list[str], progress=N
             blob = prof.path.read_bytes()
             key = f"{run}:{prof.name}"
             pblob = client.scatter(blob, broadcast=True, hash=False)
-            futs = [client.submit(_check_chunk, key, pblob, fx, c, pure=False) for c in chunks]
+            futs = [client.submit(_check_chunk, key, pblob, fx, c, run_init, pure=False) for c in chunks]
             for fut in futs:
                 for r in fut.result():
                     done += 1

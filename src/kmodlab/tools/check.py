@@ -95,7 +95,11 @@ def matrix_table(profiles, results) -> list[str]:
 def text_line(r, prefix: str = "") -> list[str]:
     if r.ok:
         needs = f", needs {', '.join(r.needs)}" if r.needs else ""
-        return [f"{prefix}{r.file}: {r.name}: ok{needs} (coresize {r.coresize}, initsize {r.initsize})"]
+        init = ""
+        if r.init:
+            from ..check_init import init_text
+            init = f"; init: {init_text(r)}"
+        return [f"{prefix}{r.file}: {r.name}: ok{needs} (coresize {r.coresize}, initsize {r.initsize}){init}"]
     out = [f"{prefix}{r.file}: {r.name or '?'}: ERROR: {r.error} (errno {r.errno}, in {r.step or 'read'})"]
     out += [f"  {line}" for line in r.log]
     if r.message and not any(r.message in l for l in r.log):
@@ -111,6 +115,9 @@ def main(argv: list[str]) -> int:
                    help="processes to spread the modules over (default: one per CPU)")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="a Dask scheduler (tcp://host:8786) to spread the work over instead")
+    p.add_argument("--run-init", action="store_true",
+                   help="also run each loadable module's init (after its dependencies) under "
+                        "emulation, and tally how far the inits run")
     p.add_argument("--json", action="store_true", help="one JSON object per module and line")
     p.add_argument("--junit-xml", metavar="FILE", help="also write a JUnit XML report (one testcase per module)")
     p.add_argument("--sarif", metavar="FILE", help="also write a SARIF 2.1.0 report (one result per module that would not load)")
@@ -143,15 +150,15 @@ def main(argv: list[str]) -> int:
     results = []
     if opts.cluster:
         from ..cluster import check_matrix_dask
-        stream = check_matrix_dask(opts.cluster, profiles, files, progress)
+        stream = check_matrix_dask(opts.cluster, profiles, files, progress, run_init=opts.run_init)
     else:
-        stream = check_matrix(profiles, files, jobs, progress)
+        stream = check_matrix(profiles, files, jobs, progress, run_init=opts.run_init)
     try:
         for prof, r in stream:
             results.append((prof, r))
             if opts.json:
                 print_json({"kernel": prof.name, **r.as_json()} if matrix else r.as_json())
-            elif not r.ok or not opts.quiet:
+            elif not r.ok or not opts.quiet or r.init not in ("", "live", "none", "init-error"):
                 if progress:
                     progress.clear()
                 print("\n".join(text_line(r, f"{prof.name}: " if matrix else "")),
@@ -175,6 +182,11 @@ def main(argv: list[str]) -> int:
         print(f"{n} checked, {where}{n - bad} would load, {bad} would not", file=sys.stderr)
         if matrix:
             print("\n".join(matrix_table(profiles, results)), file=sys.stderr)
+        if opts.run_init:
+            from ..check_init import tally
+            for p in profiles:
+                head = [f"{p.name}:"] if matrix else []
+                print("\n".join(head + tally([r for q, r in results if q is p])), file=sys.stderr)
         if n > 1:
             used = "a Dask cluster" if opts.cluster else effective_jobs(len(files), jobs)
             print("\n".join(summary_table([r for _p, r in results], took, used)), file=sys.stderr)
