@@ -479,7 +479,8 @@ class Picture:
             self.cells(g, lx, ly + 11.5, FILE_COLS[:6],
                        [s["index"], _cut(s["name"]), tname, s["size"], s["align"], _flags(s["flags"])])
             if s["rela_target"]:
-                note = f"{s['entries']} relocations → {s['rela_target']}"[:34]
+                note = (f"{s['entries']} relocation{'s' * (s['entries'] != 1)} → "
+                        f"{s['rela_target']}")[:36]
             elif s["name"] in ("__versions", ".modinfo"):
                 note = "read in place, SHF_ALLOC dropped"
             elif kind == "percpu":
@@ -613,7 +614,7 @@ class Picture:
             self.text("none: the load stopped before simplify_symbols" if d is None and not unknown
                       else "none: the module uses no outside symbol", 24, y + 14, 12, fill="#555")
             return y + 30
-        colw, per_col, limit = 300, None, 160
+        colw, limit = 330, 160
         for owner, syms in groups.items():
             shown = syms[:limit]
             cols = max(1, min(4, -(-len(shown) // 6)))
@@ -723,13 +724,14 @@ def html_page(rec: LoadRecord, svg: str) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>
-body {{ font-family: {SANS}; margin: 24px; color: #222; max-width: 1360px; }}
+body {{ font-family: {SANS}; margin: 24px; color: #222; max-width: 1440px; }}
 h1 {{ color: #1d3557; font-size: 22px; }} h2 {{ color: #1d3557; font-size: 17px; margin-top: 28px; }}
 pre {{ background: #f6f8fa; border: 1px solid #dde3ea; border-radius: 6px; padding: 12px;
        font-size: 12.5px; line-height: 1.45; overflow-x: auto; }}
 table {{ border-collapse: collapse; font-size: 13px; }}
 td, th {{ border-bottom: 1px solid #e4e8ee; padding: 3px 14px 3px 0; text-align: left; }}
-.picture {{ overflow-x: auto; border: 1px solid #dde3ea; border-radius: 8px; }}
+.picture {{ border: 1px solid #dde3ea; border-radius: 8px; }}
+.picture svg {{ display: block; width: 100%; height: auto; }}
 </style></head>
 <body>
 <h1>{e(title)}</h1>
