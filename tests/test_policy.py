@@ -622,3 +622,148 @@ def test_612_policy_answers_as_the_real_kernel(release612):
     rec = json.loads(data_file(R612).read_text())
     bad = differences(rec, prof, images)
     assert not bad, f"{len(bad)} differences:\n" + "\n".join(bad[:40])
+
+
+# ============================================================================================
+# The same rules as users meet them: kmodlab's tools on a machine directory.
+
+EX = ROOT / "examples"
+ROOTFS = ROOT / "tests" / "rootfs" / "modprobe"
+
+
+def km(*args, env: dict | None = None):
+    import subprocess
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "kmodlab", *map(str, args)], env=e,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cmdline_blacklist_and_lockdown(machine_dir, tmp_path):
+    """A machine booted with ``module_blacklist=crc7 lockdown=integrity`` (KMODLAB_CMDLINE):
+    /proc/cmdline and securityfs show it; an unsigned module is refused by lockdown before
+    the blacklist is looked at (EPERM, the Lockdown notice with kmod's comm); a signed
+    blacklisted module is EPERM "Module crc7 is blacklisted"; lockdown only goes up."""
+    crc7 = ROOTFS / "lib/modules/6.1.0-56-amd64/kernel/lib/crc7.ko"
+    env = {"KMODLAB_CMDLINE": "quiet module_blacklist=crc7 lockdown=integrity"}
+    assert km("cat", "/proc/cmdline", env=env).stdout == \
+        "quiet module_blacklist=crc7 lockdown=integrity\n"
+    assert km("cat", "/sys/kernel/security/lockdown").stdout == "none [integrity] confidentiality\n"
+    p = km("insmod", EX / "hello.ko")
+    assert p.returncode == 1
+    assert "could not insert module" in p.stderr and "Operation not permitted" in p.stderr
+    assert "Lockdown: insmod: unsigned module loading is restricted; see man kernel_lockdown.7" \
+        in p.stderr
+    unsigned_crc7 = tmp_path / "crc7.ko"
+    unsigned_crc7.write_bytes(unsigned(crc7.read_bytes()))
+    assert "Lockdown: insmod" in km("insmod", unsigned_crc7).stderr
+    p = km("insmod", crc7)
+    assert p.returncode == 1 and "Module crc7 is blacklisted" in p.stderr
+    assert "Operation not permitted" in p.stderr
+    p = km("write", "/sys/kernel/security/lockdown", "none")
+    assert p.returncode == 1 and "Operation not permitted" in p.stderr
+    assert km("write", "/sys/kernel/security/lockdown", "confidentiality").returncode == 0
+    log = km("dmesg").stdout
+    assert "Kernel is locked down from command line; see man kernel_lockdown.7" in log
+    assert "Kernel is locked down from securityfs; see man kernel_lockdown.7" in log
+    assert "Kernel command line: quiet module_blacklist=crc7 lockdown=integrity" in log
+    assert km("lsmod").stdout.splitlines()[1:] == []
+
+
+def test_sig_enforce_at_runtime_and_wrong_keys(machine_dir, tmp_path, profile):
+    """sig_enforce switched on with ``kmodlab write`` (never off again: EROFS): unsigned and
+    foreign-key modules are "Key was rejected by service" with the kernel's reason; a module
+    signed by our key named as the kernel's is rejected even before; Debian's own loads."""
+    crc7 = (ROOTFS / "lib/modules/6.1.0-56-amd64/kernel/lib/crc7.ko").read_bytes()
+    kc = kernel_cert(profile)
+    own = tmp_path / "crc7-own.ko"
+    own.write_bytes(sign_module(unsigned(crc7), own_key("rsa4096"),
+                                certificate(own_key("rsa4096"))))
+    forged = tmp_path / "crc7-forged.ko"
+    forged.write_bytes(sign_module(unsigned(crc7), own_key("rsa4096"),
+                                   certificate(own_key("rsa4096"), kc.issuer, kc.serial_number)))
+    p = km("insmod", forged)
+    assert p.returncode == 1 and "Key was rejected by service" in p.stderr
+    assert km("insmod", own).returncode == 0                  # ENOKEY: soft, taint E
+    assert int(km("cat", "/proc/sys/kernel/tainted").stdout) == 1 << 13     # E only: in-tree
+    assert km("rmmod", "crc7").returncode == 0
+    assert km("write", "/sys/module/module/parameters/sig_enforce", "1").returncode == 0
+    assert km("cat", "/sys/module/module/parameters/sig_enforce").stdout == "Y\n"
+    p = km("write", "/sys/module/module/parameters/sig_enforce", "0")
+    assert p.returncode == 1 and "Read-only file system" in p.stderr
+    p = km("insmod", own)
+    assert p.returncode == 1 and "Key was rejected by service" in p.stderr
+    assert "Loading of module with unavailable key is rejected" in p.stderr
+    p = km("insmod", EX / "hello.ko")
+    assert "Loading of unsigned module is rejected" in p.stderr
+    p = km("insmod", "-f", ROOTFS / "lib/modules/6.1.0-56-amd64/kernel/lib/crc7.ko")
+    assert "Loading of unsigned module is rejected" in p.stderr      # -f: a mangled module
+    assert km("insmod", ROOTFS / "lib/modules/6.1.0-56-amd64/kernel/lib/crc7.ko").returncode == 0
+
+
+def test_unsigned_taints_E_once_and_modules_disabled(machine_dir):
+    """Without sig_enforce an unsigned module loads with taint E (in /proc/modules too) and the
+    notice once per boot; modules_disabled=1 then makes every load and removal EPERM and
+    cannot be undone."""
+    assert km("insmod", EX / "hello.ko").returncode == 0
+    assert km("insmod", EX / "kmodlab_provider.ko").returncode == 0
+    log = km("dmesg").stdout
+    assert log.count("module verification failed: signature and/or required key missing - "
+                     "tainting kernel") == 1
+    assert "hello: module verification failed" in log
+    assert all("(OE)" in line for line in km("cat", "/proc/modules").stdout.splitlines())
+    p = km("write", "/proc/sys/kernel/modules_disabled", "0")
+    assert p.returncode == 1 and "Invalid argument" in p.stderr
+    assert km("write", "/proc/sys/kernel/modules_disabled", "1").returncode == 0
+    for args in (("insmod", EX / "kmodlab_consumer.ko"), ("rmmod", "hello")):
+        p = km(*args)
+        assert p.returncode == 1 and "Operation not permitted" in p.stderr, p.stderr
+    p = km("write", "/proc/sys/kernel/modules_disabled", "0")
+    assert p.returncode == 1 and "Invalid argument" in p.stderr
+    assert km("cat", "/proc/sys/kernel/modules_disabled").stdout == "1\n"
+
+
+def test_config_forces_sig_enforce_and_lockdown(profile):
+    """CONFIG_MODULE_SIG_FORCE=y: sig_enforce is Y from boot; CONFIG_LOCK_DOWN_KERNEL_FORCE_
+    INTEGRITY=y: locked down at boot ("from Kernel configuration"), and lockdown=integrity on
+    the command line then changes nothing.  (Debian's kernels have neither: N and none.)"""
+    import copy
+    from kmodlab.machine import Machine
+    from kmodlab.sandbox import SandboxKernel, read_kernel_file, write_kernel_file
+    debian = Machine.boot(profile.name, seed=1, profile=profile)
+    assert (debian.sig_enforce, debian.lockdown) == (False, 0)
+    forced = copy.copy(profile)
+    forced.config = dict(profile.config, MODULE_SIG_FORCE="y", LOCK_DOWN_KERNEL_FORCE_INTEGRITY="y")
+    m = Machine.boot(profile.name, seed=1, profile=forced, cmdline="lockdown=integrity")
+    assert read_kernel_file(m, "/sys/module/module/parameters/sig_enforce") == b"Y\n"
+    assert read_kernel_file(m, "/sys/kernel/security/lockdown") == b"none [integrity] confidentiality\n"
+    texts = [r.text for r in m.log]
+    assert texts.count("Kernel is locked down from Kernel configuration; see man kernel_lockdown.7") == 1
+    assert not any("from command line" in t for t in texts)
+    with pytest.raises(OSError) as e:
+        write_kernel_file(m, "/sys/module/module/parameters/sig_enforce", b"N\n")
+    assert e.value.errno == EROFS
+    res = SandboxKernel(machine=m).init_module((EX / "hello.ko").read_bytes(), "")
+    assert res.errno == EKEYREJECTED and res.log == ["Loading of unsigned module is rejected"]
+
+
+def test_modprobe_blacklists(tmp_path, machine_dir):
+    """kmodlab modprobe: modprobe.d ``blacklist`` and the kernel command line's
+    ``modprobe.blacklist=`` skip a module reached through an alias (exit 0, nothing loaded),
+    ``-b`` applies them to names too; ``MODULE.PARAM=VALUE`` on the command line are options
+    (kmod_config_parse_kcmdline, after the files)."""
+    import shutil
+    tree = tmp_path / "root"
+    shutil.copytree(ROOTFS, tree)
+    (tree / "etc" / "modprobe.d").mkdir(parents=True)
+    (tree / "etc" / "modprobe.d" / "b.conf").write_text("blacklist md4\n")
+    env = {"KMODLAB_CMDLINE": "quiet modprobe.blacklist=crc7 fat.codepage=850"}
+    assert km("modprobe", "-d", tree, "crypto-md4", env=env).returncode == 0
+    assert km("modprobe", "-b", "-d", tree, "crc7").returncode == 0
+    assert km("lsmod").stdout.splitlines()[1:] == []
+    p = km("modprobe", "-c", "-d", tree)
+    assert "blacklist md4\n" in p.stdout and "blacklist crc7\n" in p.stdout
+    assert "options fat codepage=850\n" in p.stdout
+    p = km("modprobe", "-n", "-v", "-d", tree, "fat")
+    assert p.stdout.endswith("fat.ko codepage=850 \n"), p.stdout
+    assert km("modprobe", "-d", tree, "crc7").returncode == 0        # named: loaded
+    assert [l.split()[0] for l in km("lsmod").stdout.splitlines()[1:]] == ["crc7"]

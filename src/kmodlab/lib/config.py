@@ -99,6 +99,58 @@ class Config:
                 self.softdeps.append((modname_normalize(words[1]), pre, post))
             # "include", "config" and unknown commands: ignored, as kmod 30 does (with a log)
 
+    def parse_kcmdline(self, cmdline: str) -> None:
+        """kmod_config_parse_kcmdline: the kernel command line's ``MODULE.PARAM=VALUE`` words
+        become ``options MODULE PARAM=VALUE`` and ``modprobe.blacklist=a,b`` blacklists
+        (after the configuration files, as kmod reads them).  Words without a dot before the
+        '=', with a second dot in the parameter, or without a value are ignored; a double
+        quote toggles quoting, inside which spaces belong to the value."""
+        buf = cmdline.split("\n", 1)[0] + "\0"
+        state, modname, param, value, quoted = "modname", 0, None, None, False
+        i = 0
+        while i < len(buf):
+            c = buf[i]
+            if c == '"':
+                quoted = not quoted
+                if quoted and state == "modname" and i != modname:
+                    state = "ignore"          # a quote may only open the whole word
+            elif c in " \0":
+                if quoted and state == "value" and c == " ":
+                    pass
+                elif quoted and c == " ":
+                    state = "ignore"
+                elif state in ("value", "param"):
+                    state = "complete"
+                else:
+                    state, modname = "modname", i + 1
+            elif c == ".":
+                if state == "modname":
+                    param, state = i + 1, "param"
+                elif state == "param":
+                    state = "ignore"
+            elif c == "=":
+                if state == "param":
+                    value, state = i + 1, "value"
+                elif state == "modname":
+                    state = "ignore"
+            if state == "complete":
+                if value is not None:
+                    name = buf[modname:param - 1]
+                    text = buf[param:i]
+                    if name.startswith('"'):   # grub's "mod.p=a b": re-quoted as p="a b"
+                        name = name[1:]
+                        key, val = text.split("=", 1)
+                        text = f'{key}="{val[:-1] if val.endswith(chr(34)) else val}"'
+
+                    if name == "modprobe" and text.startswith("blacklist="):
+                        self.blacklist += [modname_normalize(b) for b in
+                                           text[len("blacklist="):].split(",") if b]
+                    else:
+                        self.options.append((modname_normalize(name), text))
+                param = value = None
+                state, modname = "modname", i + 1
+            i += 1
+
     def dump(self) -> str:
         """modprobe -c's configuration part (show_config in tools/modprobe.c)."""
         out = []

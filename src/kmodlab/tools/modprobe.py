@@ -475,6 +475,21 @@ def remember_tree(basedir: str, version: str) -> None:
         m.modprobe_tree = tree
 
 
+def kernel_cmdline(cfg: Config, kernel=None) -> None:
+    """kmod reads /proc/cmdline after the configuration files (MODULE.PARAM=VALUE options,
+    modprobe.blacklist=); here the /proc/cmdline of the kernel modprobe talks to (the
+    sandbox machine's, or the live one's).  Unreadable: nothing, as in kmod."""
+    from ..errors import KmodlabError
+    try:
+        if kernel is None:
+            from ..syscalls import get_kernel
+            kernel = get_kernel()
+        text = kernel.read("/proc/cmdline").decode("latin-1")
+    except (OSError, KmodlabError):
+        return
+    cfg.parse_kcmdline(text)
+
+
 def usermode_modprobe(kernel, name: str, basedir: str, version: str) -> int:
     """What the kernel's request_module() runs as its usermode helper, ``modprobe -q -- NAME``,
     in this process: against ``kernel`` (the requesting sandbox machine) and the tree
@@ -492,7 +507,9 @@ def usermode_modprobe(kernel, name: str, basedir: str, version: str) -> int:
              "syslog", "version", "help", "tree", "ignore_loaded", "show_actions")
     opts = argparse.Namespace(**dict.fromkeys(flags, False), quiet=True, verbose=0, config=None,
                               dirname=basedir, set_version=version, wait=None, args=[name])
-    mp = Modprobe(dirname, load_config(root or "/", None, dirname), opts, quiet=True)
+    cfg = load_config(root or "/", None, dirname)
+    kernel_cmdline(cfg, kernel)
+    mp = Modprobe(dirname, cfg, opts, quiet=True)
     mp._kernel = kernel
     return 0 if mp.insmod(name, "") >= 0 else 1
 
@@ -557,6 +574,7 @@ def main(argv: list[str]) -> int:
         root = os.path.abspath(root)
     dirname = f"{root}/lib/modules/{version}"
     cfg = load_config(root or "/", opts.config, dirname)
+    kernel_cmdline(cfg)
     mp = Modprobe(dirname, cfg, opts, quiet)
     if opts.show_config:
         mp.show_config()
