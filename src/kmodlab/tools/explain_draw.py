@@ -477,7 +477,7 @@ class Picture:
                      elf.SHT_STRTAB: "STRTAB", elf.SHT_NOTE: "NOTE"}.get(s["type"], "PROGBITS"
                                                                          if s["type"] == 1 else str(s["type"]))
             self.cells(g, lx, ly + 11.5, FILE_COLS[:6],
-                       [s["index"], _cut(s["name"]), tname, s["size"], s["align"], _flags(s["flags"])])
+                       [s["index"], _cut(s["name"], 25), tname, s["size"], s["align"], _flags(s["flags"])])
             if s["rela_target"]:
                 note = (f"{s['entries']} relocation{'s' * (s['entries'] != 1)} → "
                         f"{s['rela_target']}")[:36]
