@@ -785,6 +785,7 @@ def main(argv: list[str]) -> int:
         _drawsvg()                              # say it now, before a load for nothing
     flags = (MODULE_INIT_IGNORE_MODVERSIONS | MODULE_INIT_IGNORE_VERMAGIC) if opts.force else 0
     rec = record_load(opts.filename, options_from_array(opts.args), flags, opts.fresh)
+    print(f"explain: {os.path.basename(rec.file)} loaded on {rec.where}")
     if not (opts.svg or opts.html):
         sys.stdout.write(narrative(rec))
         print("(kmodlab explain FILE --svg OUT.svg | --html OUT.html draws it)")
