@@ -104,15 +104,19 @@ def test_assertions_fail_with_the_kernel_reason(pytester):
         def test_dmesg_missing(kmod_sandbox):
             kmod_sandbox.insmod({str(EX / "hello.ko")!r})
             kmod_sandbox.assert_in_dmesg("no such greeting")
+        def test_no_file(kmod_sandbox):
+            kmod_sandbox.insmod("nothere.ko")
     """)
     res = run(pytester)
-    res.assert_outcomes(passed=1, failed=3)
+    res.assert_outcomes(passed=1, failed=4)
     out = res.stdout.str()
     assert "errno is ENOENT, expected ENODEV" in out
     assert "kernel's reason: Unknown symbol ktime_get (err -2)" in out
     assert "kernel taint lacks P (tainted 0: '')" in out
     assert "dmesg has no line with 'no such greeting'" in out
     assert "hello: hello, world!" in out          # dmesg's tail in that message
+    line = next(l for l in out.splitlines() if "insmod nothere.ko" in l)
+    assert line.endswith("insmod nothere.ko: could not read the module: No such file or directory")
 
 
 def test_profile_from_option_ini_env_and_marker(pytester, monkeypatch):

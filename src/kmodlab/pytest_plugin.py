@@ -118,6 +118,7 @@ class KmodCall:
     reason: str = ""                # the kernel's own words for it
     log: list[str] = field(default_factory=list)   # the kernel log lines of this call
     result: object = field(default=None, repr=False)   # the SyscallResult (details: steps…)
+    kernel: bool = True             # False: user space failed (the file), the kernel was not asked
 
     @property
     def errno_name(self) -> str:
@@ -131,7 +132,7 @@ class KmodCall:
         if not self.errno:
             return ""
         text = strerror(self.errno)
-        if self.command.startswith("insmod"):
+        if self.command.startswith("insmod") and self.kernel:
             from .tools.log import mod_strerror
             if mod_strerror(self.errno) != text:
                 text += f"; insmod says: {mod_strerror(self.errno)}"
@@ -140,6 +141,8 @@ class KmodCall:
     def summary(self) -> str:
         if self.ok:
             return f"{self.command}: ok"
+        if not self.kernel:
+            return f"{self.command}: could not read the module: {self.reason}"
         where = f" in {self.step}" if self.step else ""
         return f"{self.command}: failed with {self.errno_name} ({self.strerror}){where}"
 
@@ -222,7 +225,7 @@ class KmodSandbox:
             res = self.sandbox.last
             call = KmodCall(command, False, e.errno, e.step, e.reason, list(e.log), res)
         except ModuleFileError as e:            # the file itself: user space never called in
-            call = KmodCall(command, False, e.errno, "insmod (reading the file)", str(e))
+            call = KmodCall(command, False, e.errno, "", str(e), kernel=False)
         self.calls.append(call)
         return call
 
@@ -380,7 +383,7 @@ class KmodSandbox:
     # -- what a failure says ------------------------------------------------------------------------
     def _report(self, headline: str, call: KmodCall | None) -> str:
         out = [headline]
-        if call is not None and not call.ok and call.reason:
+        if call is not None and not call.ok and call.reason and call.kernel:
             out.append(f"  kernel's reason: {call.reason}")
         if call is not None and call.log:
             out.append(f"  kernel log of '{call.command}':")
