@@ -632,10 +632,27 @@ ROOTFS = ROOT / "tests" / "rootfs" / "modprobe"
 
 
 def km(*args, env: dict | None = None):
-    import subprocess
-    e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "kmodlab", *map(str, args)], env=e,
-                          capture_output=True, text=True, timeout=120)
+    """One kmodlab command through the CLI's entry point, in this process (each command its
+    own SandboxKernel and MachineStore, as separate processes would have): rc, stdout, stderr."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+    from kmodlab.tools import main
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(["kmodlab", *map(str, args)])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    out.flush()
+    return SimpleNamespace(returncode=rc, stdout=out.buffer.getvalue().decode(),
+                           stderr=err.getvalue())
 
 
 def test_cmdline_blacklist_and_lockdown(machine_dir, tmp_path):
@@ -767,3 +784,49 @@ def test_modprobe_blacklists(tmp_path, machine_dir):
     assert p.stdout.endswith("fat.ko codepage=850 \n"), p.stdout
     assert km("modprobe", "-d", tree, "crc7").returncode == 0        # named: loaded
     assert [l.split()[0] for l in km("lsmod").stdout.splitlines()[1:]] == ["crc7"]
+
+
+# ============================================================================================
+# The real kernels again (-m qemu): the recordings still hold.
+
+def _stable(rec: dict) -> list:
+    """A recording without what changes from boot to boot (race timings, asynchronous log
+    lines)."""
+    from kmodlab.oracle.guest_cases import ASYNC_LOG
+    out = []
+    for boot in rec["boots"]:
+        for s in boot["steps"]:
+            r = dict(s["real"])
+            if s["step"]["op"] == "race":
+                r = {k: v for k, v in r.items() if not k.endswith("_s")}
+            for k in ("log",):
+                if k in r:
+                    r[k] = [x for x in r[k] if not ASYNC_LOG.match(x)]
+            if "results" in r:
+                r["results"] = [[o, e, [x for x in lg if not ASYNC_LOG.match(x)], *rest]
+                                for o, e, lg, *rest in r["results"]]
+            out.append((boot["name"], s["step"]["case"], r))
+    return out
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("release", [R61, R612])
+def test_real_kernel_still_answers_as_recorded(release):
+    """Boot the release once per plan (about 1.5 min in all), run the plans again: the same
+    answers as tests/data/policy_<release>.json, and the sandbox on that release's profile
+    gives them too (keys of ours are made afresh: the answers depend on their kind only)."""
+    import shutil as _sh
+    if not _sh.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 not installed")
+    from kmodlab.oracle import qemu
+    try:
+        qemu.prepare(release)
+    except (qemu.OracleError, OSError) as e:
+        pytest.skip(f"the {release} kernel is not available: {e}")
+    fresh = record(release)
+    assert _stable(fresh) == _stable(json.loads(data_file(release).read_text()))
+    from kmodlab.profile import load_profile
+    from kmodlab.profile.debian import imported_profile
+    prof = load_profile() if release == R61 else load_profile(str(imported_profile(release)))
+    bad = differences(fresh, prof, module_images(qemu.prepare(release).moddir, prof))
+    assert not bad, "\n".join(bad[:40])
