@@ -7,6 +7,7 @@ later check uses the shortened length.  The PKCS#7 SignedData is decoded as the 
 """
 from __future__ import annotations
 
+import functools
 import struct
 
 from ...errors import EBADMSG, EINVAL, EKEYREJECTED, ENODATA, ENOKEY, ENOPKG, EPERM
@@ -45,22 +46,32 @@ def _der_int(n: int) -> bytes:
     return n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True)
 
 
-def _find_key(p7: "KernelPkcs7", certificates: list[bytes]):
-    """pkcs7_validate_trust_one without certificates in the message: the keyring's key whose
-    id is the SignerInfo's issuer+serial (or subjectKeyIdentifier)."""
+@functools.lru_cache(maxsize=8)
+def _keyring(ders: tuple[bytes, ...]) -> tuple:
+    """The certificates parsed once, as the kernel loads its keyring once at boot: (cert, key)."""
     from cryptography import x509
-    for der in certificates:
+    out = []
+    for der in ders:
         cert = x509.load_der_x509_certificate(der)
+        out.append((cert, cert.public_key()))
+    return tuple(out)
+
+
+def _find_key(p7: "KernelPkcs7", certificates: list[bytes]):
+    """pkcs7_validate_trust_one without certificates in the message: the keyring's (cert, key)
+    whose id is the SignerInfo's issuer+serial (or subjectKeyIdentifier)."""
+    from cryptography import x509
+    for cert, key in _keyring(tuple(certificates)):
         if p7.expect_skid:
             try:
                 skid = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
             except x509.ExtensionNotFound:
                 continue
             if skid.value.digest == p7.raw_skid:
-                return cert
+                return cert, key
         elif cert.issuer.public_bytes() == p7.raw_issuer and \
                 _der_int(cert.serial_number) == p7.raw_serial:
-            return cert
+            return cert, key
     return None
 
 
@@ -100,10 +111,10 @@ def verify_pkcs7_signature(content: bytes, blob: bytes, certificates: list[bytes
              "sha3-512": hashes.SHA3_512}
     if p7.digest not in algos:
         return -ENOPKG                  # no shash of that name: unsupported crypto
-    cert = _find_key(p7, certificates)
-    if cert is None:
+    found = _find_key(p7, certificates)
+    if found is None:
         return -ENOKEY
-    key, digest = cert.public_key(), algos[p7.digest]()
+    key, digest = found[1], algos[p7.digest]()
     if (p7.pkey_algo == "rsa") != isinstance(key, rsa.RSAPublicKey):
         return -EKEYREJECTED            # public_key_verify_signature: algorithms differ
     try:
