@@ -171,9 +171,14 @@ class ExportTable(Mapping):
         return e
 
     def get(self, name, default=None):
-        if name in self.raw():
-            return self[name]
-        return default
+        e = self._cache.get(name)                # the load path asks for the same names often
+        if e is not None:
+            return e
+        r = self.raw().get(name)
+        if r is None:
+            return default
+        e = self._cache[name] = self._decode(name, r)
+        return e
 
     def _all(self) -> dict[str, Export]:
         """Every entry decoded, in table order (done once, in bulk)."""
