@@ -130,6 +130,12 @@ class Emulator:
         # either, None: the models' own kernel, Debian 6.1 (unit tests on their own exports).
         if profile is None:
             profile = getattr(getattr(printk, "__self__", None), "profile", None)
+        # the machine whose kernel this CPU runs (the owner of a bound ``printk``): its module
+        # list is what module references (try_module_get) count on; None in unit tests
+        self.kernel = getattr(printk, "__self__", None)
+        # host-side effects of models outside ``state`` (a module's refcount), undone in reverse
+        # when an init stops, as the machine undoes the rest of that init
+        self.undo: list[Callable[[], None]] = []
         self.structs: dict | None = getattr(profile, "structs", None)
         self.percpu_static = getattr(profile, "percpu_static_size", None) or PERCPU_STATIC_SIZE
         # the running kernel's release, for the models whose behaviour follows it (misc minors)
@@ -178,14 +184,24 @@ class Emulator:
             self._copy_back(uc)
         elapsed = time.monotonic() - t0
         if self._error is not None:
+            self._undo_effects(what)
             raise self._error
         rip = uc.reg_read(UC_X86_REG_RIP)
         if not self._done and rip != SENTINEL:
             where = self.symbol(rip)
+            self._undo_effects(what)
             if elapsed >= self.timeout_s * 0.99:
                 raise BudgetExceeded(what, seconds=self.timeout_s, rip=rip, where=where)
             raise BudgetExceeded(what, instructions=self.budget, rip=rip, where=where)
         return _signed32(uc.reg_read(UC_X86_REG_RAX))
+
+    def _undo_effects(self, what: str) -> None:
+        """A stopped init is undone whole (the machine restores its registries and memory):
+        the models' effects on host objects go too, newest first."""
+        if what == "init":
+            while self.undo:
+                self.undo.pop()()
+        self.undo.clear()
 
     # ------------------------------------------------------------------ set-up
     def _setup(self):

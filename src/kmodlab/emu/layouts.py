@@ -108,6 +108,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "rw_semaphore": {"count": 0, "owner": 8, "osq": 16, "wait_lock": 20, "wait_list": 24,
                          "sizeof": 40},
         "qspinlock": {"locked": 0, "sizeof": 4},
+        "qrwlock": {"cnts": 0, "wait_lock": 4, "sizeof": 8},
         "wait_queue_head": {"lock": 0, "head": 8},
         "swait_queue_head": {"lock": 0, "task_list": 8},
     },
@@ -132,13 +133,23 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "net_proto_family": {"family": 0, "create": 8, "owner": 16},
         "packet_type": {"type": 0, "dev": 8, "func": 16, "sizeof": 72},
     },
+    "netsched": {
+        "Qdisc_ops": {"next": 0, "cl_ops": 8, "id": 16, "enqueue": 40, "dequeue": 48,
+                      "peek": 56},
+        "Qdisc_class_ops": {"leaf": 24, "find": 40, "walk": 64, "tcf_block": 72,
+                            "bind_tcf": 80, "unbind_tcf": 88},
+        "tcf_proto_ops": {"kind": 16},
+        "tc_action_ops": {"kind": 16, "id": 32, "act": 56, "dump": 64, "init": 88},
+        "tcf_ematch_ops": {"kind": 0, "match": 16},
+    },
     "notifier": {
         "notifier_block": {"notifier_call": 0, "next": 8, "priority": 16},
     },
     "proc": {
         "net": {"proc_net": 168},
         "proc_dir_entry": {"refcnt": 4, "proc_ops": 48, "seq_ops": 64, "data": 80,
-                           "state_size": 88, "nlink": 96, "parent": 120, "name": 160,
+                           "state_size": 88, "nlink": 96, "uid": 100, "gid": 104, "size": 112,
+                           "parent": 120, "name": 160,
                            "mode": 168, "namelen": 171, "inline_name": 172, "sizeof": 176},
         "ctl_table": {"procname": 0, "mode": 20, "child": 24, "proc_handler": 32,
                       "sizeof": 64},
@@ -170,7 +181,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
-PER_PROFILE: frozenset[str] = frozenset({"driver"})
+PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

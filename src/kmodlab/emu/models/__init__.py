@@ -12,8 +12,11 @@ pernet operations, netdevice notifiers, struct proto, socket families), leds.py 
 triggers, list debugging), notifier.py (notifier chains), input.py (input handlers, ACPI bus
 types), mempool.py (mm/mempool.c), kobject.py (lib/kobject.c: kernel_kobj, fs_kobj, ksets),
 proc.py (fs/proc: procfs entries, sysctl tables), shrinker.py (mm/vmscan.c), textsearch.py
-(lib/textsearch.c, quota formats), crc.py (lib/crc32.c), kmod.py (kernel/kmod.c: request_module).
+(lib/textsearch.c, quota formats), crc.py (lib/crc32.c), kmod.py (kernel/kmod.c: request_module),
+module.py (kernel/module/main.c: module references), arch.py (the booted machine: CPUs, ACPI,
+Xen), bitmap.py (lib/find_bit.c), block.py
+(block/genhd.c: block majors), netsched.py (net/sched: qdiscs, classifiers, actions).
 """
-from . import (crc, crypto, driver, fs, input, kmod, kobject, leds, locking,  # noqa: F401
-               mempool, net, notifier, page, printk, proc, sched, shrinker, slab, string,
+from . import (arch, bitmap, block, crc, crypto, driver, fs, input, kmod, kobject, leds, locking,  # noqa: F401
+               mempool, module, net, netsched, notifier, page, printk, proc, sched, shrinker, slab, string,
                textsearch, thunks, time, timer, vsprintf, workqueue)

@@ -255,6 +255,56 @@ def _kobject_add(emu, kobj: int, parent: int, fmt: int, args) -> int:
     return 0
 
 
+def kvasprintf_const(emu, gfp: int, fmt: int, args) -> int:
+    """lib/kasprintf.c: a format without conversions, or exactly "%s", is kstrdup_const of
+    that string (kernel .rodata is not copied); anything else is formatted into kmalloc."""
+    from .vsprintf import vsprintf
+    f = emu.cstr(fmt)
+    if b"%" not in f:
+        return kstrdup_const(emu, fmt, gfp)
+    if f == b"%s":
+        return kstrdup_const(emu, next(iter(args)), gfp)
+    text = vsprintf(emu, f, args).encode("latin-1")
+    s = kmalloc_flags(emu, len(text) + 1, gfp)
+    if s:
+        emu.write(s, text + b"\0")
+    return s
+
+
+def _set_name(emu, kobj: int, fmt: int, args) -> int:
+    """kobject_set_name_vargs: a name already set and no format → 0; the new name replaces the
+    old one (kfree_const); a '/' in it becomes '!' in a private copy (sysfs has no '/' in a
+    name)."""
+    if emu.read_u(kobj + KO_NAME, 8) and not fmt:
+        return 0
+    s = kvasprintf_const(emu, 0xCC0, fmt, args)
+    if not s:
+        return -ENOMEM
+    text = emu.cstr(s)
+    if b"/" in text:
+        t = kmalloc_flags(emu, len(text) + 1, 0xCC0)
+        kfree_const(emu, s)
+        if not t:
+            return -ENOMEM
+        emu.write(t, text.replace(b"/", b"!") + b"\0")
+        s = t
+    kfree_const(emu, emu.read_u(kobj + KO_NAME, 8))
+    emu.write_u(kobj + KO_NAME, 8, s)
+    emu.note(emu.cstr(s, 256).decode("latin-1"))
+    return 0
+
+
+@model("kobject_set_name")
+def kobject_set_name(emu, kobj, fmt, *_):
+    return _set_name(emu, kobj, fmt, emu.args_from(2))
+
+
+@model("kobject_set_name_vargs")
+def kobject_set_name_vargs(emu, kobj, fmt, vargs):
+    from .vsprintf import VaList
+    return _set_name(emu, kobj, fmt, VaList(emu, vargs))
+
+
 @model("kobject_init_and_add")
 def kobject_init_and_add(emu, kobj, ktype, parent, fmt, *_):
     kobject_init(emu, kobj, ktype)

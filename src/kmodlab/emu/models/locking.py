@@ -249,3 +249,73 @@ def __rcu_read_lock(emu):
 @model("__rcu_read_unlock")
 def __rcu_read_unlock(emu):
     return None
+
+
+# --- reader-writer spinlocks (kernel/locking/qrwlock.c; struct qrwlock: cnts 0, wait_lock 4) -----
+# cnts holds the writer byte (_QW_LOCKED 0xff) and the readers in units of _QR_BIAS (1 << 9).
+# One table serves every flavour: how much it raises __preempt_count and what it does to
+# interrupts (the _irqsave flavours return the flags with IF as it was).
+QW_LOCKED, QR_BIAS, QW_WMASK = 0xFF, 1 << 9, 0x1FF
+_RW_FLAVOURS = {"": (1, None), "_bh": (SOFTIRQ_DISABLE_OFFSET, None), "_irq": (1, "irq"),
+                "_irqsave": (1, "save")}
+
+
+def _rw_lock(emu, lock: int, write: bool, flavour: str, who: str) -> int | None:
+    count, irq = _RW_FLAVOURS[flavour]
+    flags = X86_EFLAGS_IF if _irqs(emu) else 0
+    if irq:
+        emu.irqs_enabled = False
+    preempt_add(emu, count)
+    cnts = emu.read_u(lock, 4)
+    if cnts & QW_WMASK or (write and cnts):
+        raise _hang(emu, who)
+    emu.write_u(lock, 4, QW_LOCKED if write else cnts + QR_BIAS)
+    return flags if irq == "save" else None
+
+
+def _rw_unlock(emu, lock: int, write: bool, flavour: str, flags: int = 0) -> None:
+    count, irq = _RW_FLAVOURS[flavour]
+    if write:
+        emu.write_u(lock, 1, 0)                      # the writer byte
+    else:
+        emu.write_u(lock, 4, emu.read_u(lock, 4) - QR_BIAS)
+    if irq == "irq":
+        emu.irqs_enabled = True
+    elif irq == "save":
+        emu.irqs_enabled = bool(flags & X86_EFLAGS_IF)
+    preempt_add(emu, -count)
+
+
+def _rw_models():
+    """Register every flavour's lock and unlock (keyword-only defaults: not C arguments)."""
+    for flavour in _RW_FLAVOURS:
+        for rw, write in (("read", False), ("write", True)):
+            name = f"_raw_{rw}_lock{flavour}"
+
+            def lock(emu, lk, *, _w=write, _f=flavour, _n=name):
+                return _rw_lock(emu, lk, _w, _f, _n)
+
+            if flavour == "_irqsave":
+                def unlock(emu, lk, flags, *, _w=write, _f=flavour):
+                    _rw_unlock(emu, lk, _w, _f, flags)
+            else:
+                def unlock(emu, lk, *, _w=write, _f=flavour):
+                    _rw_unlock(emu, lk, _w, _f)
+            lock.__module__ = unlock.__module__ = __name__
+            model(name)(lock)
+            model(f"_raw_{rw}_unlock{'_irqrestore' if flavour == '_irqsave' else flavour}")(
+                unlock)
+
+
+_rw_models()
+
+
+@model("_raw_read_trylock", "_raw_write_trylock")
+def _raw_rw_trylock(emu, lock):
+    write = emu._model_name == "_raw_write_trylock"
+    cnts = emu.read_u(lock, 4)
+    if cnts & QW_WMASK or (write and cnts):
+        return 0
+    preempt_add(emu, 1)
+    emu.write_u(lock, 4, QW_LOCKED if write else cnts + QR_BIAS)
+    return 1

@@ -11,7 +11,8 @@ The kernel's private chains (``register_pm_notifier``, ``register_reboot_notifie
 are listed in ``emu.state["notifiers"][chain]``.  Registration calls nothing back; the sandbox
 raises no events on these chains (no suspend, no reboot, no new crypto larval lookups; no
 address is ever added to an interface — the machine has no network devices — so the inetaddr
-and inet6addr chains, which do not replay existing addresses on registration, stay silent).
+and inet6addr chains, which do not replay existing addresses on registration, stay silent;
+no neighbour entry is ever updated, so the netevent chain stays silent too).
 """
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ for _chain, (_reg, _unreg) in {
         "keyboard": ("register_keyboard_notifier", "unregister_keyboard_notifier"),
         "vt": ("register_vt_notifier", "unregister_vt_notifier"),
         "inetaddr": ("register_inetaddr_notifier", "unregister_inetaddr_notifier"),
-        "inet6addr": ("register_inet6addr_notifier", "unregister_inet6addr_notifier")}.items():
+        "inet6addr": ("register_inet6addr_notifier", "unregister_inet6addr_notifier"),
+        "netevent": ("register_netevent_notifier", "unregister_netevent_notifier")}.items():
     _r, _u = _kernel_chain(_chain)
     model(_reg)(_r)
     model(_unreg)(_u)

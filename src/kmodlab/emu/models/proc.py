@@ -44,6 +44,7 @@ from .slab import _kfree, kmalloc_flags
 EINVAL, EEXIST = 22, 17
 GFP_ZERO_KERNEL = 0xCC0 | 0x100
 PDE_REFCNT, PDE_PROC_OPS, PDE_SEQ_OPS, PDE_DATA, PDE_STATE_SIZE, PDE_NLINK = 4, 48, 64, 80, 88, 96
+PDE_UID, PDE_GID, PDE_SIZE = 100, 104, 112
 PDE_PARENT, PDE_NAME, PDE_MODE, PDE_NAMELEN, PDE_INLINE = 120, 160, 168, 171, 172
 SIZEOF_PDE, PDE_INLINE_SPACE = 176, 192 - 172
 S_IFDIR, S_IFREG, S_IFLNK, S_IFMT = 0o040000, 0o100000, 0o120000, 0o170000
@@ -200,6 +201,19 @@ def proc_create_single_data(emu, name, mode, parent, show, data):
     if pde:
         emu.write_u(pde + PDE_SEQ_OPS, 8, show)
     return pde
+
+
+@model("proc_set_size")
+def proc_set_size(emu, de, size):
+    """fs/proc/generic.c: the size its inode will report (``de->size``, a loff_t)."""
+    emu.write_u(de + PDE_SIZE, 8, size)
+
+
+@model("proc_set_user")
+def proc_set_user(emu, de, uid, gid):
+    """The owner its inode will have (``de->uid``/``de->gid``, kuid_t/kgid_t)."""
+    emu.write_u(de + PDE_UID, 4, uid)
+    emu.write_u(de + PDE_GID, 4, gid)
 
 
 def _free(emu, path: str) -> None:

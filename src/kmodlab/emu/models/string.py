@@ -156,3 +156,39 @@ def strnchr(emu, s, n, c):
 def strstr(emu, s1, s2):
     i = emu.cstr(s1).find(emu.cstr(s2))
     return 0 if i < 0 else s1 + i
+
+
+@model("strsep")
+def strsep(emu, sp, ct):
+    """``*s`` up to the first byte of ``ct``: that byte becomes NUL and ``*s`` moves past it
+    (NULL when none is left); the token's start is returned (NULL if ``*s`` was NULL)."""
+    s = emu.read_u(sp, 8)
+    if not s:
+        return 0
+    text, delims = emu.cstr(s), set(emu.cstr(ct))
+    i = next((i for i, b in enumerate(text) if b in delims), None)
+    if i is None:
+        emu.write_u(sp, 8, 0)
+    else:
+        emu.write_u(s + i, 1, 0)
+        emu.write_u(sp, 8, s + i + 1)
+    return s
+
+
+@model("strpbrk")
+def strpbrk(emu, cs, ct):
+    text, delims = emu.cstr(cs), set(emu.cstr(ct))
+    i = next((i for i, b in enumerate(text) if b in delims), None)
+    return 0 if i is None else cs + i
+
+
+@model("strspn")
+def strspn(emu, s, accept):
+    text, ok = emu.cstr(s), set(emu.cstr(accept))
+    return next((i for i, b in enumerate(text) if b not in ok), len(text))
+
+
+@model("strcspn")
+def strcspn(emu, s, reject):
+    text, bad = emu.cstr(s), set(emu.cstr(reject))
+    return next((i for i, b in enumerate(text) if b in bad), len(text))
