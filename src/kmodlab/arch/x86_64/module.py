@@ -155,7 +155,6 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
 
     v = np.where(PCREL[tclip[live]], val[live] - P[live], val[live])
     for r, region in enumerate(regions):
-        mem = np.frombuffer(region.data, dtype=np.uint8)     # a writable view of module memory
         for w in (4, 8):
             pick = wl == w
             if regid is not None:
@@ -163,8 +162,8 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
             sel = np.flatnonzero(pick)
             if not len(sel):
                 continue
-            idx = loc[sel][:, None] + np.arange(w)[None, :]
-            nonzero = np.flatnonzero(mem[idx].any(axis=1))
+            at = loc[sel]
+            nonzero = np.flatnonzero(_targets_nonzero(region.data, at, w))
             if len(nonzero):
                 i = int(live[sel[nonzero[0]]])
                 errors.append((i, 0, ("module: x86/modules: Skipping invalid relocation target, existing "
@@ -182,9 +181,45 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
                     i = int(live[sel[bad[0]]])
                     errors.append((i, 1, (f"module: overflow in relocation type {int(types[i])} val {int(val[i]):x}",
                                           f"module: `{modname}' likely not compiled with -mcmodel=kernel")))
-            mem[idx] = vs.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :w]
+            _store(region.data, at, vs, w)
     _first_error(errors)
     return counts
+
+
+_BULK = 4096      # from this many targets on, word views beat a (n, width) byte index
+
+
+def _targets_nonzero(buf: bytearray, at, w: int):
+    """For each offset in ``at``: are the ``w`` bytes there not all zero?"""
+    import numpy as np
+    if len(at) < _BULK:
+        mem = np.frombuffer(buf, dtype=np.uint8)
+        return mem[at[:, None] + np.arange(w)[None, :]].any(axis=1)
+    out = np.empty(len(at), dtype=bool)
+    phase = at % w
+    for k in range(w):                        # an unaligned target is aligned in the view at +k
+        sel = np.flatnonzero(phase == k)
+        if len(sel):
+            view = np.frombuffer(buf, dtype=f"<u{w}", count=(len(buf) - k) // w, offset=k)
+            out[sel] = view[(at[sel] - k) // w] != 0
+    return out
+
+
+def _store(buf: bytearray, at, values, w: int) -> None:
+    """Write the low ``w`` bytes of each value (little-endian) at its offset."""
+    import numpy as np
+    if len(at) < _BULK:
+        mem = np.frombuffer(buf, dtype=np.uint8)
+        mem[at[:, None] + np.arange(w)[None, :]] = \
+            values.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :w]
+        return
+    vals = values.astype(f"<u{w}")            # keeps the low bytes, as a C store of that width
+    phase = at % w
+    for k in range(w):
+        sel = np.flatnonzero(phase == k)
+        if len(sel):
+            view = np.frombuffer(buf, dtype=f"<u{w}", count=(len(buf) - k) // w, offset=k)
+            view[(at[sel] - k) // w] = vals[sel]
 
 
 def _apply_sequential(mm, info, relsec: int, modname: str) -> None:

@@ -44,6 +44,20 @@ def elf_types(info: LoadInfo):
     return out
 
 
+def _gather_names(strtab: bytes, offs, lens) -> bytes:
+    """The strings at ``offs`` (lengths ``lens``), each followed by a NUL, back to back."""
+    import numpy as np
+    lens1 = lens + 1
+    total = int(lens1.sum())
+    if total == 0 or not len(strtab):
+        return b"\0" * total
+    starts = np.cumsum(lens1) - lens1                    # where each name goes
+    idx = np.arange(total, dtype=np.int64) + np.repeat(offs - starts, lens1)
+    out = np.frombuffer(strtab, dtype=np.uint8)[np.minimum(idx, len(strtab) - 1)]
+    out[starts + lens] = 0                               # the NUL (a name may end at the buffer's end)
+    return out.tobytes()
+
+
 def add_kallsyms(mm, info: LoadInfo, mod: Module) -> None:
     """Write the simplified symtab to its init copy, the mod_kallsyms header and type table,
     and build the core copy (symtab, strtab, typetab) at the offsets layout_symtab reserved."""
@@ -64,7 +78,7 @@ def add_kallsyms(mm, info: LoadInfo, mod: Module) -> None:
     offs = sym["st_name"][keep].astype(np.int64)
     lens = strlens(strtab, offs)
     dst["st_name"] = np.concatenate(([0], np.cumsum(lens + 1)[:-1])).astype(np.uint32)
-    names = b"".join(strtab[o:o + n] + b"\0" for o, n in zip(offs.tolist(), lens.tolist()))
+    names = _gather_names(strtab, offs, lens)
     mm.write(core_base + info.symoffs, dst.tobytes())
     mm.write(core_base + info.stroffs, names[:info.core_typeoffs - info.stroffs])
     mm.write(core_base + info.core_typeoffs, types[keep].tobytes())

@@ -158,15 +158,18 @@ def core_symbol_mask(info: LoadInfo):
 
 
 def strlens(strtab: bytes, offsets):
-    """strlen() of the strings at ``offsets`` in ``strtab`` (vectorised)."""
+    """strlen() of the strings at ``offsets`` in ``strtab`` (vectorised).  Only the bytes up to
+    the last offset are scanned, plus the first NUL after it: ``strtab`` may run on to the end
+    of the image (see cache_load_info), megabytes of which hold no name."""
     import numpy as np
-    arr = np.frombuffer(strtab, dtype=np.uint8)
-    nul = np.flatnonzero(arr == 0)
-    if len(nul) == 0 or nul[-1] != len(arr) - 1:
-        nul = np.append(nul, len(arr))
-    offs = np.minimum(np.asarray(offsets, dtype=np.int64), len(arr))
-    ends = np.append(nul, len(arr))[np.searchsorted(nul, offs)]   # past the end: length 0
-    return ends - offs
+    offs = np.minimum(np.asarray(offsets, dtype=np.int64), len(strtab))
+    if not len(offs):
+        return offs
+    hi = int(offs.max())
+    head = np.frombuffer(strtab, dtype=np.uint8, count=hi)
+    last = strtab.find(b"\0", hi)
+    ends = np.concatenate((np.flatnonzero(head == 0), [last if last >= 0 else len(strtab)]))
+    return ends[np.searchsorted(ends, offs)] - offs
 
 
 def layout_symtab(info: LoadInfo) -> None:
