@@ -206,3 +206,30 @@ def test_split_input(fuzz_load):
     assert fuzz_load.split_input(b"abc") == (b"abc", "")
     signed = HELLO + b"\x01" * 5 + bytes(8) + struct.pack(">I", 5) + fuzz_load.SIG_MAGIC
     assert fuzz_load.strip_signature(signed) == HELLO
+
+
+def test_section_past_a_wrapped_allocation(profile):
+    """.exit.data made NOBITS with a size that wraps the unsigned int core size back to 0x20:
+    .data, placed before it, then lies past the (small) allocation, and copying it runs off
+    the end (Linux's memcpy would oops).  The sandbox: an oops report, EFAULT, and the
+    allocations freed (the fuzzer found them left mapped)."""
+    k = _kernel(profile)
+    k.run_init = False
+    r = k.init_module(HELLO, "")
+    lay = dict(r.details["steps"])["layout_and_allocate"]
+    addr = {name: a for name, a, _size in lay["sections"]}
+    x = addr[".data"] - lay["core"].base                  # .data's offset in core
+    wrap = (1 << 32) - (x + 0x10) + 0x20                   # core size after .exit.data: 0x20
+    img = Image(HELLO).set_shdr(".exit.data", "type", elf_nobits()).set_shdr(
+        ".exit.data", "size", wrap).bytes()
+    k = _kernel(profile)
+    r = k.init_module(img, "")
+    assert r.errno == 14, r.log
+    assert any(ln.startswith("BUG: unable to handle page fault for address: ") for ln in r.log)
+    assert "#PF: supervisor write access in kernel mode" in r.log
+    _clean(k)
+
+
+def elf_nobits() -> int:
+    from kmodlab import elf
+    return elf.SHT_NOBITS

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ... import elf
 from ...errors import ENOMEM
-from ..mm import MODULES_END, MODULES_VADDR, PAGE_SIZE, align, page_align
+from ..mm import MODULES_END, MODULES_VADDR, PAGE_SIZE, Fault, align, page_align
 from .internal import Layout, LoadError, LoadInfo
 
 INIT_OFFSET_MASK = 1 << 63
@@ -271,7 +271,12 @@ def move_module(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset: in
         init_name = region_name(mm, name, "init")
         init = mm.map(init_name, init_base, info.init.size).data
         allocs.append(["init", init_base, info.init.size, init_name])
-    _copy_sections(info, core, init)
+    try:
+        _copy_sections(info, core, init)
+    except Fault:                   # the kernel's memcpy ran off the allocation: an oops
+        for a in allocs:
+            mm.unmap(a[3])
+        raise
     info.kallsyms_core_base, info.kallsyms_init_base = info.core.base, info.init.base
     return allocs
 
@@ -281,12 +286,20 @@ def _copy_sections(info: LoadInfo, core: bytearray, init: bytearray | None) -> N
         if not s.flags & elf.SHF_ALLOC:
             continue
         if s.entsize & INIT_OFFSET_MASK:
-            off, dst, base = s.entsize & ~INIT_OFFSET_MASK, init, info.init.base
+            off, dst, base = s.entsize & ~INIT_OFFSET_MASK, init or bytearray(), info.init.base
         else:
             off, dst, base = s.entsize, core, info.core.base
         if s.type != elf.SHT_NOBITS and s.size:
-            dst[off:off + s.size] = info.image[s.offset:s.offset + s.size]
+            _copy_into(dst, base, off, info.image[s.offset:s.offset + s.size])
         s.addr = base + off
+
+
+def _copy_into(dst: bytearray, base: int, off: int, data: bytes) -> None:
+    """memcpy into an allocation: bytes past its end (sizes wrapped as unsigned int, so a
+    section can lie beyond the allocation) fault at the first address past it."""
+    if off + len(data) > len(dst):
+        raise Fault(base + max(off, len(dst)), len(data), True)
+    dst[off:off + len(data)] = data
 
 
 # -- 6.4+ (6.12): one allocation per module_memory type ------------------------------------
@@ -392,13 +405,19 @@ def move_module_mem(info: LoadInfo, mm, used: list[tuple[int, int]], load_offset
             mm.unmap(a[3])
         raise
     info.mem_base = bases
-    for s in info.sechdrs:
-        if not s.flags & elf.SHF_ALLOC:
-            continue
-        t, off = s.entsize >> SH_ENTSIZE_TYPE_SHIFT, s.entsize & SH_ENTSIZE_OFFSET_MASK
-        if s.type != elf.SHT_NOBITS and s.size:
-            mm.write(bases[t] + off, info.image[s.offset:s.offset + s.size])
-        s.addr = bases[t] + off
+    regions = {a[1]: mm.regions[a[3]].data for a in allocs}
+    try:
+        for s in info.sechdrs:
+            if not s.flags & elf.SHF_ALLOC:
+                continue
+            t, off = s.entsize >> SH_ENTSIZE_TYPE_SHIFT, s.entsize & SH_ENTSIZE_OFFSET_MASK
+            if s.type != elf.SHT_NOBITS and s.size:
+                _copy_into(regions.get(bases[t], bytearray()), bases[t], off, info.image[s.offset:s.offset + s.size])
+            s.addr = bases[t] + off
+    except Fault:                   # the kernel's memcpy ran off the allocation: an oops
+        for a in allocs:
+            mm.unmap(a[3])
+        raise
     info.kallsyms_core_base, info.kallsyms_init_base = bases[MOD_DATA], bases[MOD_INIT_DATA]
     core = sum(info.mem[t] for t in range(MOD_INIT_TEXT))
     init = sum(info.mem[t] for t in MOD_INIT_TYPES)
