@@ -61,3 +61,18 @@ def test_real_tree_modules():
     assert r["udf"]["init"] in ("live", "init-error", "unmodelled", "dependency")
     if r["udf"]["init"] == "dependency":
         assert "not in the tree" not in r["udf"]["init_detail"]
+
+
+TREE_612 = Path(os.path.expanduser(
+    "~/.cache/kmodlab/trees/6.12.118+deb13-amd64/lib/modules/6.12.118+deb13-amd64"))
+
+
+@pytest.mark.skipif(not (TREE_612 / "kernel").is_dir(), reason="Debian 6.12.118's tree is not cached")
+def test_compressed_modules_are_decompressed_as_kmod_does():
+    from kmodlab.profile import list_profiles
+    if "debian-6.12.118+deb13-amd64" not in list_profiles():
+        pytest.skip("no 6.12.118 profile imported")
+    crc = next(TREE_612.rglob("crc-itu-t.ko.xz"))
+    p = km("check", "--json", "--run-init", "--kernel", "debian-6.12.118+deb13-amd64", crc)
+    o = json.loads(p.stdout)
+    assert o["ok"] and o["init"] == "none", o

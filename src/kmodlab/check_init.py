@@ -118,7 +118,7 @@ class InitRunner:
             if known is not None and known[0] not in ("live", "none"):
                 res.init, res.init_detail = "dependency", f"{d}: {_text(*known)}"
                 return
-            r = k.finit_module(self.paths[d], "", 0)
+            r = _insmod(k, self.paths[d])
             if r.errno == 17:                       # EEXIST: loaded already, as another's dependency
                 continue
             out = classify(r)
@@ -126,7 +126,7 @@ class InitRunner:
             if out[0] != "live":
                 res.init, res.init_detail = "dependency", f"{d}: {_text(*out)}"
                 return
-        r = k.finit_module(res.file, "", 0)
+        r = _insmod(k, res.file)
         res.init, res.init_detail = classify(r)
         if res.init == "live" and not has_init(data):
             res.init = "none"
@@ -145,6 +145,13 @@ def tree_paths(files: list[str]) -> dict[str, str]:
                                          or d == up):
             return module_paths(up)
     return {}
+
+
+def _insmod(kernel, path: str):
+    """What kmod's insmod does with a file: decompress it in user space (by its magic), then
+    init_module(2) with the image."""
+    from .lib.file import read_module
+    return kernel.init_module(read_module(path).data, "")
 
 
 def _tree_root(paths: dict[str, str]) -> Path:
