@@ -233,3 +233,16 @@ def test_section_past_a_wrapped_allocation(profile):
 def elf_nobits() -> int:
     from kmodlab import elf
     return elf.SHT_NOBITS
+
+
+def test_sysfs_read_of_a_bad_charp_oopses_not_internal_error(profile):
+    """who (a charp) relocated to 2^40 past its string: reading /sys/module/hello/parameters/who
+    makes param_get_charp's "%s" dereference it; the kernel oopses in the reader.  The
+    sandbox: the oops report in the log and the read fails with EFAULT (not a Python Fault)."""
+    img = Image(HELLO).set_rela(".rela.data", 0, "addend", 1 << 40).bytes()
+    k = _kernel(profile)
+    assert k.init_module(img, "").errno == 0
+    with pytest.raises(OSError) as ei:
+        k.read("/sys/module/hello/parameters/who")
+    assert ei.value.errno == 14
+    assert any("BUG: unable to handle page fault for address: 000000ff" in ln for ln in k.dmesg())

@@ -860,7 +860,13 @@ def param_sysfs_read(ctx: ParamCtx, kp: ParamInfo) -> bytes:
         raise _oserror(_errno.ENOENT, path)
     if not kp.perm & 0o444:
         raise _oserror(_errno.EACCES, path)
-    r = param_get(ctx, kp)
+    try:
+        r = param_get(ctx, kp)
+    except Fault as f:              # get() read a pointer the module left bad: the reader oopses
+        from ..emu.oops import kernel_fault_report
+        for line in kernel_fault_report(f, f.__traceback__, comm="cat"):
+            ctx.printk(1, line)
+        raise _oserror(-_errno.EFAULT, path) from None
     if isinstance(r, int):
         if r < 0:
             raise _oserror(r, path)
