@@ -124,7 +124,7 @@ class Checker:
             return res
         res = self.check(path, data)
         if self.init_runner:
-            self.init_runner.run(res, data)
+            self.init_runner.run(res)
         return res
 
     def enable_run_init(self, files: list[str]) -> None:

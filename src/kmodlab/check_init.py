@@ -39,26 +39,13 @@ def module_name(path: str) -> str:
     return os.path.basename(path).split(".ko")[0].replace("-", "_")
 
 
-def has_init(data: bytes) -> bool:
-    """Does the module define init_module (what module_init() aliases its function to)?"""
-    from . import elf
-    try:
-        hdr = elf.parse_header(data)
-        secs = elf.parse_sections(data, hdr.shoff, hdr.shnum)
-        sym = next(s for s in secs if s.type == elf.SHT_SYMTAB)
-        strs = secs[sym.link]
-        strtab = data[strs.offset:strs.offset + strs.size]
-    except Exception:                         # noqa: BLE001 - the load itself judged the file
-        return True
-    off = strtab.find(b"\0init_module\0")
-    if off < 0:
-        return False
-    want = off + 1
-    for st_name, _i, _o, shndx, _v, _s in elf.SYM.iter_unpack(
-            data[sym.offset:sym.offset + sym.size - sym.size % elf.SYM.size]):
-        if st_name == want and shndx != elf.SHN_UNDEF:
-            return True
-    return False
+def has_init(result) -> bool:
+    """Did the load have an init to run?  From the load's own do_init_module record (mod->init
+    as init_exit_pointers found it in this_module's relocations)."""
+    for step, rec in result.details.get("steps") or []:
+        if step == "do_init_module":
+            return bool(rec.get("init"))
+    return True
 
 
 def classify(r) -> tuple[str, str]:
@@ -99,7 +86,7 @@ class InitRunner:
         from .sandbox import SandboxKernel
         return SandboxKernel(profile=str(self.profile.path) if self.profile.path else self.profile.name)
 
-    def run(self, res, data: bytes) -> None:
+    def run(self, res) -> None:
         """Fill res.init / res.init_detail for a module the plain check judged."""
         if not res.ok:
             res.init, res.init_detail = "load-error", f"{errno_name(res.errno)} in {res.step or 'read'}"
@@ -128,7 +115,7 @@ class InitRunner:
                 return
         r = _insmod(k, res.file)
         res.init, res.init_detail = classify(r)
-        if res.init == "live" and not has_init(data):
+        if res.init == "live" and not has_init(r):
             res.init = "none"
         res.init_log = list(r.log)
 
