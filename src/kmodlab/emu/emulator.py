@@ -268,8 +268,12 @@ class Emulator:
                 pending.append((a, dm, name))
         for p in sorted(data_pages):
             self._map(p, p + PAGE_SIZE)
+        self._persisted: list[tuple[int, DataModel]] = []
+        kept = self.state.get("kernel_data", {})
         for addr, dm, name in pending:
-            content = dm.fn(self)
+            if dm.persist:
+                self._persisted.append((addr, dm))
+            content = bytes.fromhex(kept[name]) if dm.persist and name in kept else dm.fn(self)
             if dm.size is not None and len(content) > dm.size:
                 raise ValueError(f"model of {name} gives {len(content)} bytes > {dm.size}")
             self.write(addr, content)
@@ -449,6 +453,7 @@ class Emulator:
             return fn()
         finally:
             self._resync_regions()
+            self._persist_in()
 
     def request_module(self, name: str, wait: bool) -> int:
         """kernel/kmod.c call_modprobe: run ``modprobe -q -- NAME`` as the usermode helper and
@@ -463,7 +468,21 @@ class Emulator:
             return 256 if wait else 0
         return self.nested(lambda: self._request_module_cb(name, wait))
 
+    def _persist_out(self) -> None:
+        """Kernel variables module code may write (``data(..., persist=True)``): their bytes
+        now, into ``state`` (a stopped init's state is rolled back by the machine)."""
+        for addr, dm in getattr(self, "_persisted", ()):
+            self.state.setdefault("kernel_data", {})[dm.name] = \
+                bytes(self.uc.mem_read(addr, dm.size)).hex()
+
+    def _persist_in(self) -> None:
+        kept = self.state.get("kernel_data", {})
+        for addr, dm in getattr(self, "_persisted", ()):
+            if dm.name in kept:
+                self.uc.mem_write(addr, bytes.fromhex(kept[dm.name]))
+
     def _copy_back(self, uc) -> None:
+        self._persist_out()
         for r in self.mm.regions.values():
             n = self._region_len.get(r.name)
             if n and r.name not in self._shared:

@@ -52,6 +52,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "scomp_alg": {"base": 32, "sizeof": 416},
         "crypto_tfm": {"refcnt": 0, "crt_flags": 4, "__crt_alg": 24, "sizeof": 32},
         "crypto_shash": {"descsize": 0, "base": 8},
+        "crypto_queue": {"list": 0, "backlog": 16, "qlen": 24, "max_qlen": 28, "sizeof": 32},
     },
     "driver": {
         "list_head": {"next": 0, "prev": 8},
@@ -79,6 +80,12 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "file_system_type": {"name": 0, "owner": 48, "next": 56},
         "nls_table": {"charset": 0, "alias": 8, "owner": 48, "next": 56},
         "dentry": {"sizeof": 192},
+    },
+    "inet": {
+        "inet_frags": {"qsize": 0, "frags_cachep": 32, "frags_cache_name": 40, "refcnt": 88,
+                       "completion": 96},
+        "completion": {"done": 0, "wait": 8},
+        "swait_queue_head": {"lock": 0, "task_list": 8},
     },
     "input": {
         "list_head": {"next": 0, "prev": 8},
@@ -186,6 +193,7 @@ PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched"})
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {
     "crypto": ("slab",),
+    "inet": ("slab",),
     "kobject": ("slab",),
     "mempool": ("slab",),
     "net": ("slab",),

@@ -42,6 +42,7 @@ class DataModel:
     export: str = ""        # a field of this export (``data_field``), else the export ``name``
     offset: int = 0         # the field's offset in it
     file: str = ""          # the models/<file>.py it is in
+    persist: bool = False   # a kernel variable module code writes: its bytes live in state
 
 
 FUNCTIONS: dict[str, Model] = {}
@@ -67,10 +68,13 @@ def model(*names: str, control: bool = False):
     return deco
 
 
-def data(name: str, size: int):
-    """Register the contents of a kernel data export of ``size`` bytes."""
+def data(name: str, size: int, persist: bool = False):
+    """Register the contents of a kernel data export of ``size`` bytes.  ``persist``: a
+    variable module code may write (a pointer a module installs, a mode it sets): ``fn`` gives
+    its value at boot, and what a run leaves in it is kept in the machine's state
+    (``state["kernel_data"]``) for the next run, as the kernel's variable keeps it."""
     def deco(fn):
-        DATA[name] = DataModel(name, size, fn, False, file=_file(fn))
+        DATA[name] = DataModel(name, size, fn, False, file=_file(fn), persist=persist)
         return fn
     return deco
 

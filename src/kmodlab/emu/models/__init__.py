@@ -15,8 +15,11 @@ proc.py (fs/proc: procfs entries, sysctl tables), shrinker.py (mm/vmscan.c), tex
 (lib/textsearch.c, quota formats), crc.py (lib/crc32.c), kmod.py (kernel/kmod.c: request_module),
 module.py (kernel/module/main.c: module references), arch.py (the booted machine: CPUs, ACPI,
 Xen), bitmap.py (lib/find_bit.c), block.py
-(block/genhd.c: block majors), netsched.py (net/sched: qdiscs, classifiers, actions).
+(block/genhd.c: block majors), netsched.py (net/sched: qdiscs, classifiers, actions),
+percpu.py (mm/percpu.c: dynamic per-CPU memory), inet.py (net/ipv4/inet_fragment.c, udp_tunnel_nic_ops), edac.py
+(edac_op_state).
 """
-from . import (arch, bitmap, block, crc, crypto, driver, fs, input, kmod, kobject, leds, locking,  # noqa: F401
-               mempool, module, net, netsched, notifier, page, printk, proc, sched, shrinker, slab, string,
-               textsearch, thunks, time, timer, vsprintf, workqueue)
+from . import (arch, bitmap, block, crc, crypto, driver, edac, fs, inet, input,  # noqa: F401
+               kmod, kobject, leds, locking, mempool, module, net, netsched, notifier, page,
+               percpu, printk, proc, sched, shrinker, slab, string, textsearch, thunks, time,
+               timer, vsprintf, workqueue)

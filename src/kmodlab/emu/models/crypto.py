@@ -405,3 +405,18 @@ def crypto_destroy_tfm(emu, mem, tfm):
     del emu.state["crypto_tfms"][str(mem)]
     emu.write(mem, bytes(SHASH_TFM_BASE + TFM_SIZE + emu.read_u(alg + CRA_CTXSIZE, 4)))
     _kfree(emu, mem, "kfree_sensitive")
+
+
+# --- request queues (crypto/algapi.c; struct crypto_queue: list 0, backlog 16, qlen 24,
+# max_qlen 28) ---------------------------------------------------------------------------------
+CQ_LIST, CQ_BACKLOG, CQ_QLEN, CQ_MAX_QLEN = 0, 16, 24, 28
+
+
+@model("crypto_init_queue")
+def crypto_init_queue(emu, queue, max_qlen):
+    """An empty queue: the list points at itself, the backlog at the list, qlen 0."""
+    emu.write_u(queue + CQ_LIST, 8, queue + CQ_LIST)
+    emu.write_u(queue + CQ_LIST + 8, 8, queue + CQ_LIST)
+    emu.write_u(queue + CQ_BACKLOG, 8, queue + CQ_LIST)
+    emu.write_u(queue + CQ_QLEN, 4, 0)
+    emu.write_u(queue + CQ_MAX_QLEN, 4, max_qlen)

@@ -729,3 +729,43 @@ def bus_for_each_drv(emu, bus, start, data_, fn):
         if err:
             return err - (1 << 32) if err & 0x80000000 else err
     return 0
+
+
+# --- PCI device lookups (drivers/pci/search.c) --------------------------------------------------
+def _no_pci_device(emu, start: int) -> int:
+    """The sandbox machine has no PCI devices (see the module docstring): every search ends
+    with NULL, and ``from`` (a device a previous search returned) can only be NULL."""
+    if start:
+        from ..errors import Unmodelled
+        raise Unmodelled(f"{emu._model_name} (continues from struct pci_dev {start:#x}: the "
+                         "machine has no PCI devices)", what=emu.what)
+    return 0
+
+
+@model("pci_get_device")
+def pci_get_device(emu, vendor, device, start):
+    return _no_pci_device(emu, start)
+
+
+@model("pci_get_subsys")
+def pci_get_subsys(emu, vendor, device, ss_vendor, ss_device, start):
+    return _no_pci_device(emu, start)
+
+
+@model("pci_get_class")
+def pci_get_class(emu, cls, start):
+    return _no_pci_device(emu, start)
+
+
+@model("pci_get_domain_bus_and_slot")
+def pci_get_domain_bus_and_slot(emu, domain, bus, devfn):
+    return _no_pci_device(emu, 0)
+
+
+@model("pci_dev_put")
+def pci_dev_put(emu, dev):
+    """Drops a reference on a device a search returned: there is none (only NULL)."""
+    if dev:
+        from ..errors import Unmodelled
+        raise Unmodelled(f"pci_dev_put (struct pci_dev at {dev:#x}: the machine has no PCI "
+                         "devices)", what=emu.what)

@@ -156,6 +156,13 @@ def proc_mkdir_data(emu, name, mode, parent, data):
     return _mkdir(emu, name, mode & 0xFFFF, parent, data)
 
 
+@model("_proc_mkdir")
+def _proc_mkdir(emu, name, mode, parent, data, force_lookup):
+    """fs/proc/generic.c (6.1): proc_mkdir_data with the PROC_ENTRY_FORCE_LOOKUP flag when
+    ``force_lookup`` (its dentries are never cached: not observable by module code)."""
+    return _mkdir(emu, name, mode & 0xFFFF, parent, data)
+
+
 @model("proc_mkdir_mode")
 def proc_mkdir_mode(emu, name, mode, parent):
     return _mkdir(emu, name, mode & 0xFFFF, parent, 0)

@@ -3,7 +3,8 @@
 Follows the kernel rather than C where they differ: ``%#x`` of 0 prints ``0x0``, ``%.0d`` of
 0 prints ``0``, plain ``%p`` prints a hashed pointer (``00000000`` + 32 hash bits, as
 ``ptr_to_id`` does on 64-bit), ``%px`` the raw value, ``%pS``/``%ps``/``%pB`` a symbol,
-``%pe`` an errno name, a bad ``%s`` pointer ``(null)``/``(efault)``, and an unsupported
+``%pe`` an errno name, ``%pV`` a nested format with its va_list, a bad ``%s`` pointer
+``(null)``/``(efault)``, and an unsupported
 conversion stops the output.  Integer qualifiers: hh h l ll L z Z t j.
 """
 from __future__ import annotations
@@ -134,6 +135,14 @@ def _string(emu, ptr: int, flags: int, width: int, precision: int) -> str:
 
 def _pointer(emu, ext: str, ptr: int, flags: int, width: int, precision: int) -> str:
     c = ext[:1]
+    if c == "V":
+        # %pV: a struct va_format {fmt 0, va 8} printed in place (va_format): the inner
+        # format with a copy of its va_list; width and flags do not apply
+        if not ptr:
+            return "(null)"
+        if ptr >= (1 << 64) - MAX_ERRNO or not emu.readable(ptr, 16):
+            return "(efault)"
+        return vsprintf(emu, emu.cstr(emu.read_u(ptr, 8)), VaList(emu, emu.read_u(ptr + 8, 8)))
     if c in ("S", "s", "B"):
         sym = emu.symbol(ptr) if hasattr(emu, "symbol") else f"{ptr:#x}"
         if c == "s":
