@@ -208,3 +208,45 @@ def test_xen_driver_on_a_machine_that_is_not_a_xen_guest(kernel, tree):
     """xen_domain() is false (xen_domain_type XEN_NATIVE): the driver's own -ENODEV."""
     r = insmod(kernel, tree, "xen_blkback")
     assert r.errno == 19, r.reason
+
+
+def test_pV_lines_printed_as_the_real_kernel_prints_them(kernel, machine, tree):
+    """bt_info() prints through "%pV" (struct va_format): the nested format is rendered with
+    its own va_list — the lines Debian's kernel printed under QEMU."""
+    r = insmod(kernel, tree, "bluetooth")
+    assert r.errno == 0, r.reason
+    lines = [x.text for x in machine.log if x.text.startswith("Bluetooth: ")]
+    assert lines[:2] == ["Bluetooth: Core ver 2.22",
+                         "Bluetooth: HCI device and connection manager initialized"]
+
+
+def test_kernel_variable_a_module_writes_is_kept(kernel, machine, tree):
+    """udp_tunnel's init installs udp_tunnel_nic_ops (NULL at boot), its exit clears it: the
+    variable keeps each value for the runs after it."""
+    r = insmod(kernel, tree, "udp_tunnel")
+    assert r.errno == 0, r.reason
+    mod = machine.find_module("udp_tunnel")
+    ops = int.from_bytes(bytes.fromhex(machine.emu_state["kernel_data"]["udp_tunnel_nic_ops"]),
+                         "little")
+    assert mod.contains(ops)
+    assert kernel.delete_module("udp_tunnel", 0).errno == 0
+    assert machine.emu_state["kernel_data"]["udp_tunnel_nic_ops"] == "00" * 8
+
+
+def test_dynamic_percpu_and_crypto_queue(kernel, machine, tree):
+    """cryptd: __alloc_percpu for its per-CPU queues (after the kernel's static area and the
+    module reserve), crypto_init_queue on each; exit frees them."""
+    from kmodlab.kernel.mm import PERCPU_MODULE_RESERVE
+    r = insmod(kernel, tree, "cryptd")
+    assert r.errno == 0, r.reason
+    dyn = machine.emu_state["percpu_dyn"]
+    assert dyn and all(o >= machine.profile.percpu_static_size + PERCPU_MODULE_RESERVE
+                       for o, _s in dyn)
+    assert kernel.delete_module("cryptd", 0).errno == 0
+    assert machine.emu_state["percpu_dyn"] == []
+
+
+def test_pci_search_on_a_machine_without_pci_devices(kernel, tree):
+    """ie31200_edac looks for its host bridge with pci_get_device: none → its own -ENODEV."""
+    r = insmod(kernel, tree, "ie31200_edac")
+    assert r.errno == 19, r.reason
