@@ -52,7 +52,10 @@ def check_module_inuse(kernel, name: str, builtin: set[str]) -> str | None:
         return f"Module {name} is builtin."
     if not kernel.exists(f"/sys/module/{name}/initstate"):
         return f"Module {name} is not currently loaded"
-    holders = kernel.listdir(f"/sys/module/{name}/holders")
+    try:                         # kmod_module_get_holders: a directory it cannot open is "none"
+        holders = kernel.listdir(f"/sys/module/{name}/holders")
+    except OSError:
+        holders = []
     if holders:
         return f"Module {name} is in use by: {' '.join(holders)}"
     try:
