@@ -32,6 +32,8 @@ Unicorn and capstone are imported only when a function is actually run.
 """
 from __future__ import annotations
 
+import os
+
 import struct
 import time
 from bisect import bisect_right
@@ -143,6 +145,14 @@ class Emulator:
         self.kernel_version = kernel_version(getattr(profile, "release", "") or "6.1")
         self._refusals: dict[str, str | None] = {}
         self._printk_cb, self._symbolize_cb = printk, symbolize
+        # KMODLAB_EMU_TIMEOUT (seconds): a shorter wall limit per run for fuzzing and sweeps
+        # (a looping init then ends as "budget" sooner; the outcome is the same kind)
+        env_limit = os.environ.get("KMODLAB_EMU_TIMEOUT")
+        if env_limit:
+            try:
+                timeout_s = max(0.05, float(env_limit))
+            except ValueError:
+                pass
         self.budget, self.timeout_s, self.trace = budget, timeout_s, trace
         self.state = state if state is not None else {}
         self.pid, self.comm = pid, comm
