@@ -717,7 +717,10 @@ class Emulator:
         trace = []
         sp = regs["RSP"]
         while STACK_BASE <= sp < STACK_TOP and len(trace) < 16:
-            v = struct.unpack("<Q", bytes(uc.mem_read(sp, 8)))[0]
+            try:
+                v = struct.unpack("<Q", bytes(uc.mem_read(sp, 8)))[0]
+            except Exception:                   # noqa: BLE001 - a stack page not mapped: the walk ends
+                break
             if v != SENTINEL and (self.mm.find(v) and self.mm.find(v).name.endswith(
                     (":core", ":init")) or KERNEL_IMAGE_START + TRAP_SIZE <= v < KERNEL_IMAGE_END):
                 trace.append(self.symbol(v))

@@ -17,6 +17,7 @@ def versions_table(info: LoadInfo) -> list[tuple[int, str]]:
         return []
     sec = info.sechdrs[info.index_vers]
     data = info.image[sec.offset:sec.offset + sec.size - sec.size % MODVERSION_INFO.size]
+    data = data[:len(data) - len(data) % MODVERSION_INFO.size]   # a NOBITS __versions past the file's end
     return [(crc, raw.split(b"\0", 1)[0].decode("latin-1"))
             for crc, raw in MODVERSION_INFO.iter_unpack(data)]
 
