@@ -118,7 +118,7 @@ class Checker:
         """check() of a file read here (decompressed by its magic, as kmod would)."""
         data, err = _read(path)
         if data is None:
-            res = CheckResult(file=path, errno=err.errno, error=strerror(err.errno), message=str(err))
+            res = _read_error(path, err)
             if self.init_runner:
                 res.init, res.init_detail = "load-error", errno_name(err.errno)
             return res
@@ -151,16 +151,13 @@ class Checker:
 
     def check(self, path: str, data: bytes | None = None) -> CheckResult:
         from .kernel.module import main
-        from .lib.file import ModuleFileError, read_module
         from .machine import Machine
         from .tools.log import mod_strerror
-        res = CheckResult(file=path)
         if data is None:
-            try:
-                data = read_module(path).data
-            except ModuleFileError as e:
-                res.errno, res.error, res.message = e.errno, strerror(e.errno), str(e)
-                return res
+            data, err = _read(path)
+            if data is None:
+                return _read_error(path, err)
+        res = CheckResult(file=path)
         t0 = time.perf_counter()
         m = Machine.boot(self.profile.name, seed=0)
         m.profile = self.profile
@@ -201,6 +198,11 @@ def _read(path: str) -> tuple[bytes | None, object]:
         return read_module(path).data, None
     except ModuleFileError as e:
         return None, e
+
+
+def _read_error(path: str, err) -> CheckResult:
+    """The result for a file kmod's user space could not read (ModuleFileError's errno)."""
+    return CheckResult(file=path, errno=err.errno, error=strerror(err.errno), message=str(err))
 
 
 def _exports_of(path: str) -> dict[str, TreeExport]:

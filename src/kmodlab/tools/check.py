@@ -172,10 +172,10 @@ def main(argv: list[str]) -> int:
         from . import check_report
         runs = [(p.name, [r for q, r in results if q is p]) for p in profiles]
         if opts.junit_xml:
-            check_report.write_junit(opts.junit_xml, None, "", 0,
-                                     runs=[(n, rs, sum(r.seconds for r in rs)) for n, rs in runs])
+            check_report.write_junit(opts.junit_xml,
+                                     [(n, rs, sum(r.seconds for r in rs)) for n, rs in runs])
         if opts.sarif:
-            check_report.write_sarif(opts.sarif, None, "", runs=runs)
+            check_report.write_sarif(opts.sarif, runs)
     if not opts.json:
         n = len(results)
         where = f"on {len(profiles)} kernels, " if matrix else ""

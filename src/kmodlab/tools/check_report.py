@@ -74,9 +74,10 @@ def junit_tree(runs: list[tuple[str, list, float]]):
     return root
 
 
-def write_junit(path: str, results, profile: str, seconds: float, runs=None) -> None:
+def write_junit(path: str, runs: list[tuple[str, list, float]]) -> None:
+    """runs: (profile name, results, seconds), one <testsuite> each."""
     import xml.etree.ElementTree as ET
-    root = junit_tree(runs or [(profile, results, seconds)])
+    root = junit_tree(runs)
     ET.indent(root)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
@@ -123,8 +124,9 @@ def sarif_log(runs: list[tuple[str, list]]) -> dict:
             "runs": out_runs}
 
 
-def write_sarif(path: str, results, profile: str, runs=None) -> None:
+def write_sarif(path: str, runs: list[tuple[str, list]]) -> None:
+    """runs: (profile name, results), one SARIF run each."""
     import json
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(sarif_log(runs or [(profile, results)]), f, indent=1)
+        json.dump(sarif_log(runs), f, indent=1)
         f.write("\n")
