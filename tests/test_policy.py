@@ -151,10 +151,21 @@ def _guest_race(step: dict, files: Path) -> dict:
             time.sleep(0.001)
     out: dict = {"seen_loading": seen is not None}
     if seen is not None:
-        try:
-            out["initstate_while_coming"] = open(f"/sys/module/{name}/initstate").read()
-        except OSError as e:
-            out["initstate_while_coming"] = f"<{_errname(e.errno)}>"
+        # /proc/modules lists the module from complete_formation on, but its /sys/module
+        # directory is made a little later (mod_sysfs_setup, after the COMING notifier and
+        # parse_args): whether the first read falls in that window is timing.  Read until the
+        # directory is there or the module stops loading, so the answer is the kernel's state.
+        while True:
+            try:
+                out["initstate_while_coming"] = open(f"/sys/module/{name}/initstate").read()
+                break
+            except OSError as e:
+                out["initstate_while_coming"] = f"<{_errname(e.errno)}>"
+            still = any(l.split(" ", 1)[0] == name and " Loading " in l
+                        for l in open("/proc/modules").read().splitlines())
+            if not still or time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
         out["refcnt_while_coming"] = seen.split()[2]
         out["delete_while_coming"] = _errname(delete_module(name))
         b = threading.Thread(target=second)
