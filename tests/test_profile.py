@@ -237,6 +237,13 @@ def test_lookup(prof, user_dirs, monkeypatch, tmp_path):
         load_profile("nope")
     with pytest.raises(UsageError, match="does not exist"):
         load_profile(str(tmp_path / "missing.kprofile"))
+    # the release as `uname -r` prints it names the one profile built for it
+    assert load_profile(DEFAULT_PROFILE.removeprefix("debian-")).path == p
+    save_profile(prof, user_dirs / "debian-6.1.0-56-cloud-amd64.kprofile")
+    assert load_profile("6.1.0-56-amd64").path == p   # -cloud-amd64 is another release
+    save_profile(prof, user_dirs / "ubuntu-6.1.0-56-amd64.kprofile")
+    with pytest.raises(UsageError, match="unknown kernel profile '6.1.0-56-amd64'"):
+        load_profile("6.1.0-56-amd64")                 # two distributions' kernels: say which
 
 
 def test_damaged_files(tmp_path, user_dirs):

@@ -514,6 +514,11 @@ def find_profile(name: str | None = None) -> Path:
         if p.is_file():
             return p
         raise UsageError(f"kernel profile file {name} does not exist")
+    # A kernel release as `uname -r` prints it names the one profile built for it
+    # (6.12.118+deb13-amd64 → debian-6.12.118+deb13-amd64).
+    by_release = sorted({n for n in (*user, *emb) if n.endswith("-" + name)})
+    if len(by_release) == 1:
+        return user.get(by_release[0]) or emb[by_release[0]]
     known = ", ".join(list_profiles()) or "none"
     raise UsageError(f"unknown kernel profile '{name}' (known: {known}; "
                      f"'kmodlab kernel import' adds one)")
