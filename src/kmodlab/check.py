@@ -102,6 +102,7 @@ class Checker:
             self.tree[name] = TreeExport(e.crc, e.gpl, e.namespace, e.owner)
         self.files = list(files or [])
         self._needs: list[str] = []
+        self._owner_names: dict[str, str] = {}    # TreeExport.owner → _owner_module of it
         self.init_runner = None       # check_init.InitRunner: --run-init
 
     def add_file_exports(self, path: str, data: bytes) -> None:
@@ -144,7 +145,9 @@ class Checker:
         e = self.tree.get(name)
         if e is None or (e.gpl and not gplok):
             return None
-        owner = _owner_module(e.owner)
+        owner = self._owner_names.get(e.owner)
+        if owner is None:
+            owner = self._owner_names[e.owner] = _owner_module(e.owner)
         if owner and owner not in self._needs:
             self._needs.append(owner)
         return FoundSymbol(TREE_EXPORT_ADDR, e.crc, e.gpl, e.namespace, None, name)

@@ -15,6 +15,8 @@ GOTPCREL (9), GOTPCRELX (41), REX_GOTPCRELX (42), TLS types, 8/16-bit types.
 """
 from __future__ import annotations
 
+import struct
+
 from ... import elf
 
 R_X86_64_NONE = 0
@@ -36,6 +38,8 @@ RELOCATIONS = {
     R_X86_64_PC64: (8, True),
 }
 MASK64 = (1 << 64) - 1
+_RELA_ITER = struct.Struct("<QQq").iter_unpack
+_U32 = struct.Struct("<I")
 
 
 class RelocError(Exception):
@@ -90,6 +94,8 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
         parts.append((i, sec, target, rela, region))
     if not parts:
         return {}
+    if sum(len(p[3]) for p in parts) < SMALL:
+        return _apply_small(mm, info, parts, modname)
     regions = []
     for p in parts:
         if all(p[4] is not r for r in regions):
@@ -184,6 +190,73 @@ def apply_relocate_add(mm, info, relsecs: list[int], modname: str) -> dict[int, 
             _store(region.data, at, vs, w)
     _first_error(errors)
     return counts
+
+
+SMALL = 1024      # below this many entries in all, one Python loop beats numpy's per-call cost
+
+
+def _apply_small(mm, info, parts, modname: str) -> dict[int, dict[int, int]]:
+    """The kernel's loop itself, entry by entry in section order, for a small table: the first
+    failing entry stops it (as in C); a target inside its region is read and written there,
+    any other through the memory's absolute addresses (an unmapped one faults, an oops).
+    The symbol index bound is checked over all entries first, as the bulk path does."""
+    from collections import Counter
+    ents = [list(_RELA_ITER(p[3].tobytes())) for p in parts]
+    nsym = len(info.symtab)
+    top = max(max(r[1] for r in e) for e in ents) >> 32
+    if top >= nsym:
+        raise RelocError(f"{modname}: relocation refers to symbol {top} of {nsym}")
+    symval = info.symtab["st_value"].tolist()
+    u32_get, u32_put = _U32.unpack_from, _U32.pack_into
+    counts: dict[int, dict[int, int]] = {}
+    for (i, _sec, target, _rela, region), entries in zip(parts, ents):
+        buf = region.data
+        taddr = target.addr
+        so = taddr - region.base
+        last4 = len(buf) - 4
+        for off, rinfo, addend in entries:
+            t = rinfo & 0xFFFFFFFF
+            if t == R_X86_64_PLT32 or t == R_X86_64_PC32:      # most entries: the short way
+                at = so + off
+                if 0 <= at <= last4 and not u32_get(buf, at)[0]:
+                    u32_put(buf, at, (symval[rinfo >> 32] + addend - taddr - off) & 0xFFFFFFFF)
+                    continue
+            _apply_one(mm, buf, so, taddr, off, t, symval[rinfo >> 32] if t in RELOCATIONS else 0,
+                       addend, modname)
+        counts[i] = dict(sorted(Counter(r[1] & 0xFFFFFFFF for r in entries).items()))
+    return counts
+
+
+def _apply_one(mm, buf, so: int, taddr: int, off: int, t: int, symval: int, addend: int,
+               modname: str) -> None:
+    """One entry, every check in the kernel's order (see _apply_small)."""
+    spec = RELOCATIONS.get(t)
+    if spec is None:
+        raise RelocError(f"module: {modname}: Unknown rela relocation: {t}")
+    w, pcrel = spec
+    if not w:
+        return
+    val = (symval + addend) & MASK64
+    loc = (taddr + off) & MASK64
+    at = so + off
+    inside = 0 <= at <= len(buf) - w
+    if inside:
+        old = int.from_bytes(buf[at:at + w], "little")
+    else:
+        old = int.from_bytes(mm.read(loc, w), "little")
+    if old:
+        raise RelocError("module: x86/modules: Skipping invalid relocation target, existing "
+                         f"value is nonzero for type {t}, loc {loc:016x}, val {val:x}")
+    v = (val - loc) & MASK64 if pcrel else val
+    out = (v & ((1 << (8 * w)) - 1)).to_bytes(w, "little")
+    if inside:
+        buf[at:at + w] = out
+    else:
+        mm.write(loc, out)
+    if t == R_X86_64_32 and v > 0xFFFFFFFF or \
+            t == R_X86_64_32S and 0x80000000 <= v < MASK64 - 0x7FFFFFFF:
+        raise RelocError(f"module: overflow in relocation type {t} val {val:x}",
+                         f"module: `{modname}' likely not compiled with -mcmodel=kernel")
 
 
 _BULK = 4096      # from this many targets on, word views beat a (n, width) byte index

@@ -465,6 +465,9 @@ def resolve_symbol(m, info: LoadInfo, mod: Module, name: str, extra=None):
     return sym
 
 
+FAST_SYMBOLS = True      # simplify_symbols decides the common case inline (tests turn it off)
+
+
 def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[str, int, str]]:
     """Give every symbol its final value; report every unknown symbol, fail with the last error.
 
@@ -489,10 +492,44 @@ def simplify_symbols(m, info: LoadInfo, mod: Module, extra=None) -> list[tuple[s
     found_val: list[int] = []
     strtab = info.strtab
     nstr = len(strtab)
+    find = strtab.find
     rows = sym[special]
+    # The common case, decided without side effects: a vmlinux export (or, with no formed
+    # module in the list, an ``extra`` one) the module may use, with no namespace and a CRC
+    # that matches its __versions entry (or no CRC).  Anything else takes resolve_symbol's
+    # whole path, which then does exactly what it would have done.
+    exports_get = m.profile.exports.get
+    no_modules = all(x.state == MODULE_STATE_UNFORMED for x in m.modules)
+    vers = info.version_of if info.index_vers else None
+    fast = FAST_SYMBOLS
     for i, st_name, st_info, st_shndx in zip(special.tolist(), rows["st_name"].tolist(),
                                               rows["st_info"].tolist(), rows["st_shndx"].tolist()):
-        name = elf.cstring(strtab, st_name) if st_name < nstr else ""
+        if st_name < nstr:
+            end = find(b"\0", st_name)
+            name = strtab[st_name:end if end >= 0 else nstr].decode("latin-1")
+        else:
+            name = ""
+        if st_shndx == elf.SHN_UNDEF and fast:
+            gplok = not mod.taints & (1 << TAINT_PROPRIETARY_MODULE)
+            e = exports_get(name)
+            if e is not None:
+                if not gplok and e.gpl:
+                    e = None
+                else:
+                    value, crc, gpl, ns = e.addr, e.crc, e.gpl, e.namespace
+            if e is None and no_modules and extra is not None:
+                e = extra(name, gplok)
+                if e is not None:
+                    value, crc, gpl, ns = e.value, e.crc, e.gpl, e.namespace
+            if e is not None and not ns and (crc is None or (vers is not None and vers.get(name) == crc)) \
+                    and (e.owner is None if isinstance(e, FoundSymbol) else True):
+                if gpl:
+                    mod.using_gplonly_symbols = True
+                value &= 0xFFFFFFFFFFFFFFFF
+                found_at.append(i)
+                found_val.append(value)
+                resolved.append((name, value, "vmlinux"))
+                continue
         if st_shndx == elf.SHN_COMMON:
             if name.startswith("__gnu_lto"):
                 continue
