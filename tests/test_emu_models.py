@@ -79,13 +79,14 @@ def test_nls_table_registered_and_unregistered(kernel, machine, tree):
 def test_crypto_algorithm_types(kernel, machine, tree, mod, kind, names):
     """crypto/<type>.c: <type>_prepare_alg sets the type bits in cra_flags and the algorithm
     is listed by name; exit's unregister removes it."""
-    from kmodlab.emu.models.crypto import CRA_FLAGS, CRYPTO_ALG_TYPE
+    from kmodlab.emu.models.crypto import CRYPTO_ALG_TYPE
+    cra_flags = machine.profile.structs["crypto_alg"]["cra_flags"]     # this kernel's BTF
     r = insmod(kernel, tree, mod)
     assert r.errno == 0, r.reason
     algs = [a for a in machine.emu_state["crypto"] if a["type"] == kind]
     assert [a["name"] for a in algs] == names
     for a in algs:
-        assert machine.mm.read_u(a["alg"] + CRA_FLAGS, 4) & 0xF == CRYPTO_ALG_TYPE[kind]
+        assert machine.mm.read_u(a["alg"] + cra_flags, 4) & 0xF == CRYPTO_ALG_TYPE[kind]
     assert kernel.delete_module(mod, 0).errno == 0
     assert [a for a in machine.emu_state["crypto"] if a["type"] == kind] == []
 

@@ -271,7 +271,12 @@ class Emulator:
                     self._pcpu_allowed.append((e.addr, e.addr + size, name))
                     pending.append((PERCPU_BASE + e.addr, dm, name))
             else:
-                a = e.addr + dm.offset
+                off = dm.offset
+                if dm.member is not None and self.structs is not None:
+                    off = (self.structs.get(dm.member[0]) or {}).get(dm.member[1])
+                    if off is None:              # this kernel has no such member: unmapped
+                        continue
+                a = e.addr + off
                 for p in range(a & ~(PAGE_SIZE - 1), page_align(a + dm.size), PAGE_SIZE):
                     data_pages.add(p)
                 self._data_ranges.append((a, a + dm.size, name))

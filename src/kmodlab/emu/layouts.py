@@ -31,6 +31,15 @@ models' own kernel: the declared 6.1 values.
 from __future__ import annotations
 
 LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
+    "arch": {
+        # "topo" is 6.12's (no such member in 6.1: None)
+        "cpuinfo_x86": {"x86": 0, "x86_vendor": 1, "x86_model": 2, "x86_stepping": 3,
+                        "x86_capability": 40, "topo": None, "sizeof": 288},
+        "x86_cpu_id": {"vendor": 0, "family": 2, "model": 4, "steppings": 6, "feature": 8,
+                       "flags": 10, "driver_data": 16, "sizeof": 24},
+        "sysinfo": {"totalram": 32, "freeram": 40, "sharedram": 48, "bufferram": 56,
+                    "totalhigh": 88, "freehigh": 96, "mem_unit": 104, "sizeof": 112},
+    },
     "crypto": {
         "shash_alg": {"export": 40, "import": 48, "setkey": 56, "init_tfm": 64, "exit_tfm": 72,
                       "descsize": 80, "digestsize": 88, "statesize": 92, "base": 96,
@@ -53,6 +62,15 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "crypto_tfm": {"refcnt": 0, "crt_flags": 4, "__crt_alg": 24, "sizeof": 32},
         "crypto_shash": {"descsize": 0, "base": 8},
         "crypto_queue": {"list": 0, "backlog": 16, "qlen": 24, "max_qlen": 28, "sizeof": 32},
+    },
+    "rbtree": {
+        "rb_node": {"__rb_parent_color": 0, "rb_right": 8, "rb_left": 16, "sizeof": 24},
+        "rb_root": {"rb_node": 0, "sizeof": 8},
+    },
+    "dmi": {
+        "dmi_system_id": {"callback": 0, "ident": 8, "matches": 16, "driver_data": 336,
+                          "sizeof": 344},
+        "dmi_strmatch": {"slot": [0, 7], "exact_match": [7, 1], "substr": 1, "sizeof": 80},
     },
     "driver": {
         "list_head": {"next": 0, "prev": 8},
@@ -130,8 +148,9 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "rw_semaphore": {"count": 0, "owner": 8, "osq": 16, "wait_lock": 20, "wait_list": 24,
                          "sizeof": 40},
         "pernet_operations": {"list": 0, "init": 16, "pre_exit": 24, "exit": 32,
-                              "exit_batch": 40, "exit_batch_rtnl": 48, "id": 56, "size": 64},
-        "net": {"gen": 3144},
+                              "exit_batch": 40, "exit_batch_rtnl": 48, "exit_rtnl": None,
+                              "id": 56, "size": 64},
+        "net": {"exit_list": 48, "gen": 3144},
         "net_generic": {"ptr": 0, "sizeof": 24},
         "netdev_notifier_info": {"dev": 0, "extack": 8, "sizeof": 16},
         "proto": {"inuse_idx": 224, "slab": 344, "obj_size": 352, "slab_flags": 356,
@@ -139,6 +158,14 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
                   "owner": 400, "name": 408, "node": 440, "sizeof": 464},
         "net_proto_family": {"family": 0, "create": 8, "owner": 16},
         "packet_type": {"type": 0, "dev": 8, "func": 16, "sizeof": 72},
+    },
+    "netlink": {
+        "socket": {"type": 4, "sk": 24, "sizeof": 128},
+        "sock_common": {"skc_family": 16, "skc_net": 48},
+        "sock": {"sk_type": 514, "sk_protocol": 516, "sk_socket": 624},
+        "netlink_sock": {"flags": 776, "netlink_rcv": 1032, "module": 1056, "sizeof": 1088},
+        "netlink_kernel_cfg": {"groups": 0, "flags": 4, "input": 8, "bind": 24, "unbind": 32,
+                               "sizeof": 48},
     },
     "netsched": {
         "Qdisc_ops": {"next": 0, "cl_ops": 8, "id": 16, "enqueue": 40, "dequeue": 48,
@@ -161,7 +188,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "ctl_table": {"procname": 0, "mode": 20, "child": 24, "proc_handler": 32,
                       "sizeof": 64},
         "ctl_table_header": {"ctl_table": 0, "used": 8, "count": 12, "nreg": 16,
-                             "ctl_table_arg": 32, "sizeof": 80},
+                             "ctl_table_arg": 32, "ctl_table_size": None, "sizeof": 80},
     },
     "sched": {
         "fixed_percpu_data": {"stack_canary": 40, "sizeof": 48},
@@ -188,7 +215,8 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
-PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched"})
+PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto",
+                                         "arch", "proc", "rbtree", "dmi"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

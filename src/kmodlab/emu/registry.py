@@ -43,6 +43,7 @@ class DataModel:
     offset: int = 0         # the field's offset in it
     file: str = ""          # the models/<file>.py it is in
     persist: bool = False   # a kernel variable module code writes: its bytes live in state
+    member: tuple[str, str] | None = None   # (struct, member): ``offset`` is this kernel's (BTF)
 
 
 FUNCTIONS: dict[str, Model] = {}
@@ -79,12 +80,14 @@ def data(name: str, size: int, persist: bool = False):
     return deco
 
 
-def data_field(export: str, offset: int, size: int):
+def data_field(export: str, offset: int, size: int, member: tuple[str, str] | None = None):
     """Register one field of a kernel data export (``size`` bytes at ``offset``): only those
-    bytes become readable, the rest of the object stays unmodelled."""
+    bytes become readable, the rest of the object stays unmodelled.  ``member`` (struct,
+    member): the field's offset is the running kernel's, from its BTF (``offset`` is Linux
+    6.1's, used without a profile); a kernel whose BTF lacks the member leaves it unmapped."""
     def deco(fn):
         name = f"{export}+{offset:#x}"
-        DATA[name] = DataModel(name, size, fn, False, export, offset, _file(fn))
+        DATA[name] = DataModel(name, size, fn, False, export, offset, _file(fn), member=member)
         return fn
     return deco
 

@@ -13,11 +13,28 @@ booted with ACPI, not a Xen guest.  So:
 - ``xen_domain_type`` is XEN_NATIVE (0): ``xen_domain()`` is false, as on any machine that is
   not a Xen guest.
 - ``acpi_disabled`` is 0: the kernel booted with ACPI (Debian's default, QEMU's PC has it).
+- The CPU is QEMU 7.2's TCG ``-cpu max``: "AuthenticAMD", family 15, model 107, stepping 1,
+  "QEMU TCG CPU version 2.5+", with SVM, AVX2, AES, no AVX-512.  ``boot_cpu_data`` (struct
+  cpuinfo_x86, the kernel's own view of it: vendor, family, model, the x86_capability words
+  with the bits the kernel synthesised or cleared, cache sizes, loops_per_jiffy …) holds the
+  bytes read from each real guest through /proc/kcore (booted ``nokaslr``; loops_per_jiffy
+  is that boot's calibration), per release: 288 bytes in 6.1; 6.12's 328-byte layout (x86_vfm union first, ``topo`` from
+  offset 224) as the second part, mapped only where the BTF has ``topo``.  A release not
+  recorded gets no bytes (every read is an unmodelled access, not zeros).
+- ``x86_match_cpu`` walks the module's table as arch/x86/kernel/cpu/match.c does in both
+  releases (the stable backport ends the table at the first entry without
+  X86_CPU_ID_FLAG_ENTRY_VALID): vendor (X86_VENDOR_ANY 0xffff), family, model (ANY 0),
+  stepping bitmap (ANY 0), feature bit (ANY 0) against that boot_cpu_data; NULL if none.
+- Memory: ``-m 512M``; ``_totalram_pages`` is what each real guest's kernel counted (6.1:
+  117104 pages, 6.12: 118812); ``si_meminfo`` fills struct sysinfo as mm/show_mem.c does,
+  with the guest's free, shared and buffer pages as /proc/meminfo read them after boot
+  (mem_unit PAGE_SIZE, no highmem).
 """
 from __future__ import annotations
 
-from ...kernel.mm import PERCPU_BASE
-from ..registry import data
+from ...kernel.mm import PAGE_SIZE, PERCPU_BASE
+from ..layouts import layout
+from ..registry import data, data_field, model
 
 CPU0 = 1                  # the mask word with CPU 0's bit
 XEN_NATIVE = 0
@@ -62,3 +79,114 @@ def xen_domain_type(emu) -> bytes:
 @data("acpi_disabled", 4)
 def acpi_disabled(emu) -> bytes:
     return _u(0, 4)
+
+
+# --- the CPU (arch/x86/kernel/cpu/common.c boot_cpu_data, cpu/match.c) ------------------------
+LAYOUT = layout("arch")
+BOOT_CPU_DATA = {            # /proc/kcore at boot_cpu_data, booted nokaslr (2026-12-04)
+    (6, 1): bytes.fromhex(
+        "0f026b01000400000000000000000000000000000000000000000000392800ff0a0000800d000000"
+        "fdfbcb0ffdfbd3ed00000000104035060b32d8fe00000000750100000020080000800000a943d801"
+        "0500000020100000000000000000000004000000010001101c020080000000000000000000000000"
+        "000000000000000040ad01000000000041757468656e746963414d440000000051454d5520544347"
+        "204350552076657273696f6e20322e352b0000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000002000040000000ffffffffffffffffffffffff00000000"
+        "20b19e00000000000000000000000000010000000000400000000000000000000000000000000000"
+        "6500000128000000"),
+    (6, 12): bytes.fromhex(
+        "6b0f020001000000000400000000000000000000000000000000000000000000392800000a000080"
+        "0d00000000000000fdfbcb0ffdfbd3ed00000000104071060b32d8fe000000007501000000200800"
+        "00800000a943d8010500000020100000000000000000000004000000010001101c02008000000000"
+        "0000000000000000040000000000000040ad01000000000041757468656e746963414d4400000000"
+        "51454d5520544347204350552076657273696f6e20322e352b000000000000000000000000000000"
+        "00000000000000000000000000000000000000000000000000000000000000000000000000000000"
+        "ff0000000000000000000000000000000000000000000000ffff00000002000040000000ffffffff"
+        "ffffffffffffffff0000000000000000c0b09e000000000000000000000000004000000000000000"
+        "6500000128000000"),
+}
+TOTALRAM_PAGES = {(6, 1): 117104, (6, 12): 118812}
+# /proc/meminfo of the same guests after boot, in pages: MemFree, Shmem, Buffers
+MEMINFO_PAGES = {(6, 1): (407820 // 4, 2948 // 4, 0), (6, 12): (417868 // 4, 3108 // 4, 0)}
+FIRST_PART = 288                     # sizeof(struct cpuinfo_x86) in 6.1; 6.12's first 288 bytes
+X86_VENDOR_ANY, X86_CPU_ID_FLAG_ENTRY_VALID = 0xFFFF, 1
+
+
+def _release(emu) -> tuple[int, int]:
+    return tuple(emu.kernel_version[:2])
+
+
+def cpuinfo(emu) -> bytes:
+    """This release's boot_cpu_data bytes (b"" if the booted guest of that release was not
+    recorded)."""
+    return BOOT_CPU_DATA.get(_release(emu), b"")
+
+
+@data("boot_cpu_data", FIRST_PART)
+def boot_cpu_data(emu) -> bytes:
+    return cpuinfo(emu)[:FIRST_PART]
+
+
+@data_field("boot_cpu_data", 224, 104, member=("cpuinfo_x86", "topo"))
+def boot_cpu_data_tail(emu) -> bytes:
+    """6.12's cpuinfo_x86 from ``topo`` (224) to its end (328); 6.1 has no ``topo``."""
+    return cpuinfo(emu)[224:328]
+
+
+def _cpu_field(emu, member: str, size: int = 1) -> int:
+    raw = cpuinfo(emu)
+    if not raw:
+        from ..errors import Unmodelled
+        raise Unmodelled(f"{emu._model_name} (the booted CPU of this kernel release was not "
+                         "recorded)", what=emu.what)
+    off = LAYOUT.of(emu)["cpuinfo_x86", member]
+    return int.from_bytes(raw[off:off + size], "little")
+
+
+def cpu_has(emu, bit: int) -> bool:
+    word = _cpu_field(emu, "x86_capability", 4) if bit < 32 else None
+    if word is None:
+        raw = cpuinfo(emu)
+        off = LAYOUT.of(emu)["cpuinfo_x86", "x86_capability"] + bit // 8
+        return bool(raw[off] >> (bit % 8) & 1)
+    return bool(word >> bit & 1)
+
+
+@model("x86_match_cpu")
+def x86_match_cpu(emu, match):
+    o = LAYOUT.of(emu)
+    step = o["x86_cpu_id", "sizeof"]
+    vendor = _cpu_field(emu, "x86_vendor")
+    family, model_ = _cpu_field(emu, "x86"), _cpu_field(emu, "x86_model")
+    stepping = _cpu_field(emu, "x86_stepping")
+    m = match
+    while emu.read_u(m + o["x86_cpu_id", "flags"], 2) & X86_CPU_ID_FLAG_ENTRY_VALID:
+        def f(name):
+            return emu.read_u(m + o["x86_cpu_id", name], 2)
+        if ((f("vendor") == X86_VENDOR_ANY or f("vendor") == vendor)
+                and (not f("family") or f("family") == family)
+                and (not f("model") or f("model") == model_)
+                and (not f("steppings") or f("steppings") >> stepping & 1)
+                and (not f("feature") or cpu_has(emu, f("feature")))):
+            emu.note(f"entry {(m - match) // step}")
+            return m
+        m += step
+    emu.note("no match")
+    return 0
+
+
+# --- memory (mm/page_alloc.c _totalram_pages, mm/show_mem.c si_meminfo) -------------------------
+@data("_totalram_pages", 8)
+def totalram_pages(emu) -> bytes:
+    return _u(TOTALRAM_PAGES.get(_release(emu), TOTALRAM_PAGES[(6, 1)]), 8)
+
+
+@model("si_meminfo")
+def si_meminfo(emu, val):
+    o = LAYOUT.of(emu)
+    rel = _release(emu)
+    free, shared, buffers = MEMINFO_PAGES.get(rel, MEMINFO_PAGES[(6, 1)])
+    for member, v, n in (("totalram", TOTALRAM_PAGES.get(rel, TOTALRAM_PAGES[(6, 1)]), 8),
+                         ("sharedram", shared, 8), ("freeram", free, 8),
+                         ("bufferram", buffers, 8), ("totalhigh", 0, 8), ("freehigh", 0, 8),
+                         ("mem_unit", PAGE_SIZE, 4)):
+        emu.write_u(val + o["sysinfo", member], n, v)

@@ -19,14 +19,28 @@ for …") are missing (the QEMU oracle names this difference).
 """
 from __future__ import annotations
 
+from ..layouts import layout
 from ..registry import model
 
 EINVAL, EEXIST = 22, 17
-SHASH_ALG_SIZE = 480
-SHASH_EXPORT, SHASH_IMPORT = 40, 48
-SHASH_DESCSIZE, SHASH_DIGESTSIZE, SHASH_STATESIZE, SHASH_BASE = 80, 88, 92, 96
-CRA_FLAGS, CRA_BLOCKSIZE, CRA_ALIGNMASK, CRA_PRIORITY, CRA_REFCNT = 32, 36, 44, 48, 52
-CRA_NAME, CRA_DRIVER_NAME, CRA_MODULE = 56, 184, 376
+# Struct members are (struct, member) keys of emu/layouts.py, read from the running kernel's
+# BTF (this file is per profile): Linux 6.12 moved shash_alg's sizes behind a union with
+# hash_alg_common and skcipher_alg's behind skcipher_alg_common, and shrank kpp_alg/akcipher_alg.
+LAYOUT = layout("crypto")
+
+
+def _o(emu, struct: str, member: str) -> int:
+    return LAYOUT.of(emu)[struct, member]
+
+
+def SHASH(emu, m: str) -> int:
+    return _o(emu, "shash_alg", m)
+
+
+def CRA(emu, m: str) -> int:
+    return _o(emu, "crypto_alg", m)
+
+
 CRYPTO_MAX_ALG_NAME = 128
 CRYPTO_ALG_TYPE_MASK = 0xF
 CRYPTO_ALG_TYPE_CIPHER = 0x1
@@ -39,7 +53,7 @@ MAX_ALGAPI_ALIGNMASK, MAX_ALGAPI_BLOCKSIZE = 63, 160
 def _names(emu, alg: int) -> tuple[str, str]:
     def s(off):
         return emu.cstr(alg + off, CRYPTO_MAX_ALG_NAME).decode("latin-1")
-    return s(CRA_NAME), s(CRA_DRIVER_NAME)
+    return s(CRA(emu, "cra_name")), s(CRA(emu, "cra_driver_name"))
 
 
 def _algs(emu) -> list[dict]:
@@ -48,21 +62,21 @@ def _algs(emu) -> list[dict]:
 
 def crypto_check_alg(emu, alg: int) -> int:
     name, driver = _names(emu, alg)
-    mask = emu.read_u(alg + CRA_ALIGNMASK, 4)
+    mask = emu.read_u(alg + CRA(emu, "cra_alignmask"), 4)
     if not name or not driver:
         return -EINVAL
     if mask & (mask + 1) or mask > MAX_ALGAPI_ALIGNMASK:
         return -EINVAL
-    if emu.read_u(alg + CRA_BLOCKSIZE, 4) > MAX_ALGAPI_BLOCKSIZE:
+    if emu.read_u(alg + CRA(emu, "cra_blocksize"), 4) > MAX_ALGAPI_BLOCKSIZE:
         return -EINVAL
-    if emu.read_s(alg + CRA_PRIORITY, 4) < 0:
+    if emu.read_s(alg + CRA(emu, "cra_priority"), 4) < 0:
         return -EINVAL
-    emu.write_u(alg + CRA_REFCNT, 4, 1)
+    emu.write_u(alg + CRA(emu, "cra_refcnt"), 4, 1)
     return 0
 
 
 def crypto_register_alg(emu, alg: int, kind: str) -> int:
-    emu.write_u(alg + CRA_FLAGS, 4, emu.read_u(alg + CRA_FLAGS, 4) & ~CRYPTO_ALG_DEAD)
+    emu.write_u(alg + CRA(emu, "cra_flags"), 4, emu.read_u(alg + CRA(emu, "cra_flags"), 4) & ~CRYPTO_ALG_DEAD)
     err = crypto_check_alg(emu, alg)
     if err:
         return err
@@ -71,8 +85,8 @@ def crypto_register_alg(emu, alg: int, kind: str) -> int:
         if q["alg"] == alg or q["driver"] == name or q["name"] == driver:
             return -EEXIST
     _algs(emu).append({"alg": alg, "name": name, "driver": driver, "type": kind,
-                       "priority": emu.read_s(alg + CRA_PRIORITY, 4),
-                       "module": emu.read_u(alg + CRA_MODULE, 8)})
+                       "priority": emu.read_s(alg + CRA(emu, "cra_priority"), 4),
+                       "module": emu.read_u(alg + CRA(emu, "cra_module"), 8)})
     emu.note(f"{kind} {driver} ({name})")
     return 0
 
@@ -88,38 +102,38 @@ def crypto_unregister_alg(emu, alg: int) -> None:
 
 
 def shash_prepare_alg(emu, alg: int) -> int:
-    if (emu.read_u(alg + SHASH_DIGESTSIZE, 4) > HASH_MAX_DIGESTSIZE
-            or emu.read_u(alg + SHASH_DESCSIZE, 4) > HASH_MAX_DESCSIZE
-            or emu.read_u(alg + SHASH_STATESIZE, 4) > HASH_MAX_STATESIZE):
+    if (emu.read_u(alg + SHASH(emu, "digestsize"), 4) > HASH_MAX_DIGESTSIZE
+            or emu.read_u(alg + SHASH(emu, "descsize"), 4) > HASH_MAX_DESCSIZE
+            or emu.read_u(alg + SHASH(emu, "statesize"), 4) > HASH_MAX_STATESIZE):
         return -EINVAL
-    if bool(emu.read_u(alg + SHASH_EXPORT, 8)) != bool(emu.read_u(alg + SHASH_IMPORT, 8)):
+    if bool(emu.read_u(alg + SHASH(emu, "export"), 8)) != bool(emu.read_u(alg + SHASH(emu, "import"), 8)):
         return -EINVAL
-    base = alg + SHASH_BASE
-    flags = emu.read_u(base + CRA_FLAGS, 4)
-    emu.write_u(base + CRA_FLAGS, 4, (flags & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE_SHASH)
-    if not emu.read_u(alg + SHASH_EXPORT, 8):    # the default export copies the descriptor
-        emu.write_u(alg + SHASH_STATESIZE, 4, emu.read_u(alg + SHASH_DESCSIZE, 4))
+    base = alg + SHASH(emu, "base")
+    flags = emu.read_u(base + CRA(emu, "cra_flags"), 4)
+    emu.write_u(base + CRA(emu, "cra_flags"), 4, (flags & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE_SHASH)
+    if not emu.read_u(alg + SHASH(emu, "export"), 8):    # the default export copies the descriptor
+        emu.write_u(alg + SHASH(emu, "statesize"), 4, emu.read_u(alg + SHASH(emu, "descsize"), 4))
     return 0
 
 
 @model("crypto_register_shash")
 def crypto_register_shash(emu, alg):
     err = shash_prepare_alg(emu, alg)
-    return err or crypto_register_alg(emu, alg + SHASH_BASE, "shash")
+    return err or crypto_register_alg(emu, alg + SHASH(emu, "base"), "shash")
 
 
 @model("crypto_unregister_shash")
 def crypto_unregister_shash(emu, alg):
-    crypto_unregister_alg(emu, alg + SHASH_BASE)
+    crypto_unregister_alg(emu, alg + SHASH(emu, "base"))
 
 
 @model("crypto_register_shashes")
 def crypto_register_shashes(emu, algs, count):
     for i in range(count):
-        err = crypto_register_shash(emu, algs + i * SHASH_ALG_SIZE)
+        err = crypto_register_shash(emu, algs + i * SHASH(emu, "sizeof"))
         if err:
             for j in range(i - 1, -1, -1):
-                crypto_unregister_shash(emu, algs + j * SHASH_ALG_SIZE)
+                crypto_unregister_shash(emu, algs + j * SHASH(emu, "sizeof"))
             return err
     return 0
 
@@ -127,12 +141,10 @@ def crypto_register_shashes(emu, algs, count):
 @model("crypto_unregister_shashes")
 def crypto_unregister_shashes(emu, algs, count):
     for i in range(count - 1, -1, -1):
-        crypto_unregister_shash(emu, algs + i * SHASH_ALG_SIZE)
+        crypto_unregister_shash(emu, algs + i * SHASH(emu, "sizeof"))
 
 
 # --- ciphers and other plain algorithms, templates ----------------------------------------------
-CRYPTO_ALG_SIZE = 384
-TMPL_MODULE, TMPL_NAME = 24, 40
 
 
 @model("crypto_register_alg")
@@ -148,10 +160,10 @@ def crypto_unregister_alg_model(emu, alg):
 @model("crypto_register_algs")
 def crypto_register_algs(emu, algs, count):
     for i in range(count):
-        err = crypto_register_alg(emu, algs + i * CRYPTO_ALG_SIZE, "alg")
+        err = crypto_register_alg(emu, algs + i * CRA(emu, "sizeof"), "alg")
         if err:
             for j in range(i - 1, -1, -1):
-                crypto_unregister_alg(emu, algs + j * CRYPTO_ALG_SIZE)
+                crypto_unregister_alg(emu, algs + j * CRA(emu, "sizeof"))
             return err
     return 0
 
@@ -159,7 +171,7 @@ def crypto_register_algs(emu, algs, count):
 @model("crypto_unregister_algs")
 def crypto_unregister_algs(emu, algs, count):
     for i in range(count):
-        crypto_unregister_alg(emu, algs + i * CRYPTO_ALG_SIZE)
+        crypto_unregister_alg(emu, algs + i * CRA(emu, "sizeof"))
 
 
 def _templates(emu) -> list[dict]:
@@ -169,11 +181,11 @@ def _templates(emu) -> list[dict]:
 @model("crypto_register_template")
 def crypto_register_template(emu, tmpl):
     """crypto/algapi.c: -EEXIST if the same struct is already registered, else list it."""
-    name = emu.cstr(tmpl + TMPL_NAME, CRYPTO_MAX_ALG_NAME).decode("latin-1")
+    name = emu.cstr(tmpl + _o(emu, "crypto_template", "name"), CRYPTO_MAX_ALG_NAME).decode("latin-1")
     if any(t["tmpl"] == tmpl for t in _templates(emu)):
         return -EEXIST
     _templates(emu).append({"tmpl": tmpl, "name": name,
-                            "module": emu.read_u(tmpl + TMPL_MODULE, 8)})
+                            "module": emu.read_u(tmpl + _o(emu, "crypto_template", "module"), 8)})
     emu.note(f"template {name}")
     return 0
 
@@ -188,16 +200,13 @@ def crypto_unregister_template(emu, tmpl):
     emu.printk(4, "WARNING: crypto_unregister_template: template not registered\n")
 
 
-TEMPLATE_SIZE = 168
-
-
 @model("crypto_register_templates")
 def crypto_register_templates(emu, tmpls, count):
     for i in range(count):
-        err = crypto_register_template(emu, tmpls + i * TEMPLATE_SIZE)
+        err = crypto_register_template(emu, tmpls + i * _o(emu, "crypto_template", "sizeof"))
         if err:
             for j in range(i - 1, -1, -1):
-                crypto_unregister_template(emu, tmpls + j * TEMPLATE_SIZE)
+                crypto_unregister_template(emu, tmpls + j * _o(emu, "crypto_template", "sizeof"))
             return err
     return 0
 
@@ -205,7 +214,7 @@ def crypto_register_templates(emu, tmpls, count):
 @model("crypto_unregister_templates")
 def crypto_unregister_templates(emu, tmpls, count):
     for i in range(count - 1, -1, -1):
-        crypto_unregister_template(emu, tmpls + i * TEMPLATE_SIZE)
+        crypto_unregister_template(emu, tmpls + i * _o(emu, "crypto_template", "sizeof"))
 
 
 # --- the other algorithm types (crypto/skcipher.c, aead.c, ahash.c, rng.c, kpp.c, akcipher.c,
@@ -213,52 +222,62 @@ def crypto_unregister_templates(emu, tmpls, count):
 # Each <type>_prepare_alg checks its sizes, sets the type bits in cra_flags (cra_type points at
 # the kernel's static crypto_<type>_type, whose address the profile does not know: not
 # written), then the common crypto_register_alg runs.  Offsets of ``base`` and the checked
-# fields are Debian 6.1 amd64's; sizes are the array strides of the *_algs helpers.
+# fields are this kernel's (BTF); the strides of the *_algs helpers are sizeof(struct <type>_alg).
 # The self-tests cryptomgr runs on a registered algorithm (in a kernel thread) are not run;
-# outside FIPS mode their result does not change what registration returns.
+# outside FIPS mode their result does not change what registration returns.  (Linux 6.12's
+# skcipher statesize limit, PAGE_SIZE / 2, is not checked: no module comes near it.)
 PAGE_SIZE = 4096
 CRYPTO_ALG_TYPE = {"aead": 0x3, "skcipher": 0x5, "akcipher": 0x6, "kpp": 0x8,
                    "scomp": 0xB, "rng": 0xC, "ahash": 0xF}
-ALG_BASE = {"skcipher": 64, "aead": 64, "ahash": 88, "rng": 32, "kpp": 56, "akcipher": 80,
-            "scomp": 32}
-ALG_SIZE = {k: v + CRYPTO_ALG_SIZE for k, v in ALG_BASE.items()}
-SKCIPHER_IVSIZE, SKCIPHER_CHUNKSIZE, SKCIPHER_WALKSIZE = 48, 52, 56
-AEAD_IVSIZE, AEAD_MAXAUTHSIZE, AEAD_CHUNKSIZE = 48, 52, 56
-AHASH_DIGESTSIZE, AHASH_STATESIZE = 80, 84
-RNG_SEEDSIZE = 24
+ALG_BASE = {"skcipher": "base", "aead": "base", "ahash": "halg.base", "rng": "base",
+            "kpp": "base", "akcipher": "base", "scomp": "base"}
+
+
+def _base(emu, kind: str) -> int:
+    return _o(emu, f"{kind}_alg", ALG_BASE[kind])
+
+
+def _size(emu, kind: str) -> int:
+    return _o(emu, f"{kind}_alg", "sizeof")
 
 
 def _prepare(emu, kind: str, alg: int) -> int:
-    base = alg + ALG_BASE[kind]
-    u32 = lambda off: emu.read_u(alg + off, 4)   # noqa: E731
-    blocksize = emu.read_u(base + CRA_BLOCKSIZE, 4)
+    base = alg + _base(emu, kind)
+    st = f"{kind}_alg"
+
+    def u32(m):
+        return emu.read_u(alg + _o(emu, st, m), 4)
+
+    def set32(m, v):
+        emu.write_u(alg + _o(emu, st, m), 4, v)
+    blocksize = emu.read_u(base + CRA(emu, "cra_blocksize"), 4)
     if kind == "skcipher":
-        if max(u32(SKCIPHER_IVSIZE), u32(SKCIPHER_CHUNKSIZE), u32(SKCIPHER_WALKSIZE)) \
-                > PAGE_SIZE // 8:
+        if max(u32("ivsize"), u32("chunksize"), u32("walksize")) > PAGE_SIZE // 8:
             return -EINVAL
-        if not u32(SKCIPHER_CHUNKSIZE):
-            emu.write_u(alg + SKCIPHER_CHUNKSIZE, 4, blocksize)
-        if not u32(SKCIPHER_WALKSIZE):
-            emu.write_u(alg + SKCIPHER_WALKSIZE, 4, u32(SKCIPHER_CHUNKSIZE))
+        if not u32("chunksize"):
+            set32("chunksize", blocksize)
+        if not u32("walksize"):
+            set32("walksize", u32("chunksize"))
     elif kind == "aead":
-        if max(u32(AEAD_MAXAUTHSIZE), u32(AEAD_IVSIZE)) > PAGE_SIZE // 8:
+        if max(u32("maxauthsize"), u32("ivsize")) > PAGE_SIZE // 8:
             return -EINVAL
-        if not u32(AEAD_CHUNKSIZE):
-            emu.write_u(alg + AEAD_CHUNKSIZE, 4, blocksize)
+        if not u32("chunksize"):
+            set32("chunksize", blocksize)
     elif kind == "ahash":
-        if (u32(AHASH_DIGESTSIZE) > HASH_MAX_DIGESTSIZE or u32(AHASH_STATESIZE) == 0
-                or u32(AHASH_STATESIZE) > HASH_MAX_STATESIZE):
+        if (u32("halg.digestsize") > HASH_MAX_DIGESTSIZE or u32("halg.statesize") == 0
+                or u32("halg.statesize") > HASH_MAX_STATESIZE):
             return -EINVAL
     elif kind == "rng":
-        if u32(RNG_SEEDSIZE) > PAGE_SIZE // 8:
+        if u32("seedsize") > PAGE_SIZE // 8:
             return -EINVAL
-    flags = emu.read_u(base + CRA_FLAGS, 4)
-    emu.write_u(base + CRA_FLAGS, 4, (flags & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE[kind])
+    flags = emu.read_u(base + CRA(emu, "cra_flags"), 4)
+    emu.write_u(base + CRA(emu, "cra_flags"), 4,
+                (flags & ~CRYPTO_ALG_TYPE_MASK) | CRYPTO_ALG_TYPE[kind])
     return 0
 
 
 def _register_one(emu, kind: str, alg: int) -> int:
-    return _prepare(emu, kind, alg) or crypto_register_alg(emu, alg + ALG_BASE[kind], kind)
+    return _prepare(emu, kind, alg) or crypto_register_alg(emu, alg + _base(emu, kind), kind)
 
 
 def _register_family(kind: str) -> None:
@@ -266,20 +285,20 @@ def _register_family(kind: str) -> None:
         return _register_one(emu, kind, alg)
 
     def unreg(emu, alg):
-        crypto_unregister_alg(emu, alg + ALG_BASE[kind])
+        crypto_unregister_alg(emu, alg + _base(emu, kind))
 
     def reg_many(emu, algs, count):
         for i in range(count):
-            err = _register_one(emu, kind, algs + i * ALG_SIZE[kind])
+            err = _register_one(emu, kind, algs + i * _size(emu, kind))
             if err:
                 for j in range(i - 1, -1, -1):
-                    unreg(emu, algs + j * ALG_SIZE[kind])
+                    unreg(emu, algs + j * _size(emu, kind))
                 return err
         return 0
 
     def unreg_many(emu, algs, count):
         for i in range(count - 1, -1, -1):
-            unreg(emu, algs + i * ALG_SIZE[kind])
+            unreg(emu, algs + i * _size(emu, kind))
 
     model(f"crypto_register_{kind}")(reg)
     model(f"crypto_unregister_{kind}")(unreg)
@@ -318,9 +337,6 @@ for _kind in ALG_BASE:
 # kfree_sensitive (zeroed, freed).
 CRYPTO_NOLOAD, CRYPTO_ALG_NEED_FALLBACK, CRYPTO_ALG_OPTIONAL_KEY = 0x8000, 0x100, 0x4000
 CRYPTO_TFM_NEED_KEY = 0x1
-CRA_CTXSIZE = 40
-SHASH_SETKEY, SHASH_INIT_TFM, SHASH_EXIT_TFM = 56, 64, 72
-TFM_CRT_FLAGS, TFM_ALG, TFM_SIZE, SHASH_TFM_BASE = 4, 24, 32, 8
 ENOENT = 2
 BUILTIN_SHASH = {"md5": "md5-generic", "sha1": "sha1-generic", "sha224": "sha224-generic",
                  "sha256": "sha256-generic", "digest_null": "digest_null-generic"}
@@ -329,7 +345,7 @@ BUILTIN_SHASH = {"md5": "md5-generic", "sha1": "sha1-generic", "sha224": "sha224
 def _lookup(emu, name: str, type_: int, mask: int) -> dict | None:
     best = None
     for q in _algs(emu):
-        flags = emu.read_u(q["alg"] + CRA_FLAGS, 4)
+        flags = emu.read_u(q["alg"] + CRA(emu, "cra_flags"), 4)
         if (flags ^ type_) & mask:
             continue
         if q["driver"] == name:
@@ -365,18 +381,18 @@ def crypto_alloc_shash(emu, alg_name, type_, mask):
         emu.note(f"{name}: not found")
         return err_ptr(ENOENT)
     alg = q["alg"]
-    salg = alg - SHASH_BASE
-    mem = kmalloc_flags(emu, SHASH_TFM_BASE + TFM_SIZE + emu.read_u(alg + CRA_CTXSIZE, 4),
+    salg = alg - SHASH(emu, "base")
+    mem = kmalloc_flags(emu, _o(emu, "crypto_shash", "base") + _o(emu, "crypto_tfm", "sizeof") + emu.read_u(alg + CRA(emu, "cra_ctxsize"), 4),
                         0xCC0 | 0x100)
-    tfm = mem + SHASH_TFM_BASE
+    tfm = mem + _o(emu, "crypto_shash", "base")
     emu.write_u(tfm, 4, 1)                                  # refcnt
-    emu.write_u(tfm + TFM_ALG, 8, alg)
+    emu.write_u(tfm + _o(emu, "crypto_tfm", "__crt_alg"), 8, alg)
     emu.write_u(tfm + 8, 4, 0xFFFFFFFF)                     # node NUMA_NO_NODE
-    emu.write_u(mem, 4, emu.read_u(salg + SHASH_DESCSIZE, 4))
-    if emu.read_u(salg + SHASH_SETKEY, 8) and \
-            not emu.read_u(alg + CRA_FLAGS, 4) & CRYPTO_ALG_OPTIONAL_KEY:
-        emu.write_u(tfm + TFM_CRT_FLAGS, 4, CRYPTO_TFM_NEED_KEY)
-    init = emu.read_u(salg + SHASH_INIT_TFM, 8)
+    emu.write_u(mem, 4, emu.read_u(salg + SHASH(emu, "descsize"), 4))
+    if emu.read_u(salg + SHASH(emu, "setkey"), 8) and \
+            not emu.read_u(alg + CRA(emu, "cra_flags"), 4) & CRYPTO_ALG_OPTIONAL_KEY:
+        emu.write_u(tfm + _o(emu, "crypto_tfm", "crt_flags"), 4, CRYPTO_TFM_NEED_KEY)
+    init = emu.read_u(salg + SHASH(emu, "init_tfm"), 8)
     if init:
         err = emu.call_module(init, (mem,)) & 0xFFFFFFFF
         if err:
@@ -398,25 +414,25 @@ def crypto_destroy_tfm(emu, mem, tfm):
     if str(mem) not in emu.state.setdefault("crypto_tfms", {}):
         raise Unmodelled("crypto_destroy_tfm (a transform not allocated by crypto_alloc_shash)",
                          what=emu.what)
-    alg = emu.read_u(tfm + TFM_ALG, 8)
-    exit_ = emu.read_u(alg - SHASH_BASE + SHASH_EXIT_TFM, 8)
+    alg = emu.read_u(tfm + _o(emu, "crypto_tfm", "__crt_alg"), 8)
+    exit_ = emu.read_u(alg - SHASH(emu, "base") + SHASH(emu, "exit_tfm"), 8)
     if exit_:
         emu.call_module(exit_, (mem,))
     del emu.state["crypto_tfms"][str(mem)]
-    emu.write(mem, bytes(SHASH_TFM_BASE + TFM_SIZE + emu.read_u(alg + CRA_CTXSIZE, 4)))
+    emu.write(mem, bytes(_o(emu, "crypto_shash", "base") + _o(emu, "crypto_tfm", "sizeof") + emu.read_u(alg + CRA(emu, "cra_ctxsize"), 4)))
     _kfree(emu, mem, "kfree_sensitive")
 
 
 # --- request queues (crypto/algapi.c; struct crypto_queue: list 0, backlog 16, qlen 24,
-# max_qlen 28) ---------------------------------------------------------------------------------
-CQ_LIST, CQ_BACKLOG, CQ_QLEN, CQ_MAX_QLEN = 0, 16, 24, 28
+# max_qlen 28 in 6.1 and 6.12) ----------------------------------------------------------------
 
 
 @model("crypto_init_queue")
 def crypto_init_queue(emu, queue, max_qlen):
     """An empty queue: the list points at itself, the backlog at the list, qlen 0."""
-    emu.write_u(queue + CQ_LIST, 8, queue + CQ_LIST)
-    emu.write_u(queue + CQ_LIST + 8, 8, queue + CQ_LIST)
-    emu.write_u(queue + CQ_BACKLOG, 8, queue + CQ_LIST)
-    emu.write_u(queue + CQ_QLEN, 4, 0)
-    emu.write_u(queue + CQ_MAX_QLEN, 4, max_qlen)
+    head = queue + _o(emu, "crypto_queue", "list")
+    emu.write_u(head, 8, head)
+    emu.write_u(head + 8, 8, head)
+    emu.write_u(queue + _o(emu, "crypto_queue", "backlog"), 8, head)
+    emu.write_u(queue + _o(emu, "crypto_queue", "qlen"), 4, 0)
+    emu.write_u(queue + _o(emu, "crypto_queue", "max_qlen"), 4, max_qlen)

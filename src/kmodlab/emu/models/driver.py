@@ -25,6 +25,7 @@ heap objects here: module code does not look inside them.
 """
 from __future__ import annotations
 
+from ..errors import Unmodelled
 from ..layouts import layout
 from ..registry import model
 from .locking import init_list_head
@@ -62,6 +63,17 @@ LAYOUT = layout("driver")
 
 def _o(emu, key: tuple[str, str]):
     return LAYOUT.of(emu)[key]
+
+
+def _set_p(emu, obj: int, key: tuple[str, str], value: int) -> None:
+    """obj->p = value where this kernel's struct has ``p`` (Linux 6.1's bus_type and class);
+    from 6.4 on the kernel finds a bus's or class's subsys_private by walking its kset
+    (bus_to_subsys, class_to_subsys), which module code never does: nothing is written."""
+    try:
+        off = _o(emu, key)
+    except Unmodelled:
+        return
+    emu.write_u(obj + off, 8, value)
 # buses the kernel may register at boot: those whose bus_type is an export of vmlinux itself
 # (not of a module) are there before any module loads; drivers may join them
 BOOT_BUSES = {"pci_bus_type": "pci", "platform_bus_type": "platform", "usb_bus_type": "usb",
@@ -107,10 +119,17 @@ def __class_register(emu, cls, key):
         emu.printk(3, f"sysfs: cannot create duplicate filename '/class/{name}'\n")
         return -EEXIST
     p = emu.kmalloc(PRIVATE_SIZE, zero=True)
-    emu.write_u(cls + _o(emu, CLASS_P), 8, p)
+    _set_p(emu, cls, CLASS_P, p)
     classes[name] = {"cls": cls, "p": p}
     emu.note(name)
     return 0
+
+
+@model("class_register")
+def class_register(emu, cls):
+    """Linux 6.4+'s class_register(const struct class *): as __class_register, without the
+    lockdep key (the class's subsys_private is the kernel's, found by class_to_subsys)."""
+    return __class_register(emu, cls, 0)
 
 
 @model("class_unregister")
@@ -122,7 +141,7 @@ def class_unregister(emu, cls):
             _reg(emu, "class")[name] = c
         emu.printk(4, f"class_unregister: class '{name}' was not registered\n")
         return
-    emu.write_u(cls + _o(emu, CLASS_P), 8, 0)
+    _set_p(emu, cls, CLASS_P, 0)
     emu.kfree(c["p"])
 
 
@@ -132,6 +151,20 @@ def __class_create(emu, owner, name, key):
     emu.write_u(cls + _o(emu, CLASS_NAME), 8, name)
     emu.write_u(cls + _o(emu, CLASS_OWNER), 8, owner)
     err = __class_register(emu, cls, key)
+    if err:
+        emu.kfree(cls)
+        return err_ptr(-err)
+    _reg(emu, "class")[_name(emu, name)]["created"] = True
+    return cls
+
+
+@model("class_create")
+def class_create(emu, name):
+    """Linux 6.4+'s class_create(name): a zeroed struct class (no ``owner`` member any more)
+    with that name, registered; ERR_PTR(-EEXIST) for a name already taken."""
+    cls = emu.kmalloc(_o(emu, CLASS_SIZE), zero=True)
+    emu.write_u(cls + _o(emu, CLASS_NAME), 8, name)
+    err = __class_register(emu, cls, 0)
     if err:
         emu.kfree(cls)
         return err_ptr(-err)
@@ -169,7 +202,7 @@ def bus_register(emu, bus):
         emu.printk(3, f"sysfs: cannot create duplicate filename '/bus/{name}'\n")
         return -EEXIST
     p = emu.kmalloc(PRIVATE_SIZE, zero=True)
-    emu.write_u(bus + _o(emu, BUS_P), 8, p)
+    _set_p(emu, bus, BUS_P, p)
     _reg(emu, "bus")[name] = {"bus": bus, "p": p}
     # "bus: '%s': registered" is a pr_debug: a dynamic-debug site that is off by default, so the
     # real kernel prints nothing here (seen on Debian 6.1 under QEMU)
@@ -181,7 +214,7 @@ def bus_unregister(emu, bus):
     name = _name(emu, emu.read_u(bus + _o(emu, BUS_NAME), 8))
     b = _reg(emu, "bus").pop(name, None)          # (pr_debug "unregistering": off by default)
     if b:
-        emu.write_u(bus + _o(emu, BUS_P), 8, 0)
+        _set_p(emu, bus, BUS_P, 0)
         emu.kfree(b["p"])
 
 
@@ -564,7 +597,6 @@ def class_interface_register(emu, intf):
     name = _name(emu, emu.read_u(cls + _o(emu, CLASS_NAME), 8))
     c = _reg(emu, "class").get(name)
     if c is None or c["cls"] != cls:
-        from ..errors import Unmodelled
         raise Unmodelled(f"class_interface_register (devices of class {name})", what=emu.what)
     c.setdefault("interfaces", []).append(intf)
     return 0

@@ -79,7 +79,7 @@ def _exit(emu, pool: int) -> None:
     emu.write_u(pool + MP_ELEMENTS, 8, 0)
 
 
-@model("mempool_create_node")
+@model("mempool_create_node", "mempool_create_node_noprof")
 def mempool_create_node(emu, min_nr, alloc_fn, free_fn, pool_data, gfp, node):
     pool = kmalloc_flags(emu, MEMPOOL_SIZE, gfp | 0x100)
     if not pool:
@@ -106,7 +106,7 @@ def mempool_destroy(emu, pool):
     _kfree(emu, pool, "mempool_destroy")
 
 
-@model("mempool_init_node")
+@model("mempool_init_node", "mempool_init_node_noprof")
 def mempool_init_node(emu, pool, min_nr, alloc_fn, free_fn, pool_data, gfp, node):
     err = _init(emu, pool, min_nr, alloc_fn, free_fn, pool_data, gfp)
     if not err:
@@ -114,7 +114,7 @@ def mempool_init_node(emu, pool, min_nr, alloc_fn, free_fn, pool_data, gfp, node
     return err
 
 
-@model("mempool_init")
+@model("mempool_init", "mempool_init_noprof")
 def mempool_init(emu, pool, min_nr, alloc_fn, free_fn, pool_data):
     return mempool_init_node(emu, pool, min_nr, alloc_fn, free_fn, pool_data, GFP_KERNEL, -1)
 
@@ -126,7 +126,7 @@ def mempool_exit(emu, pool):
     _pools(emu).pop(str(pool), None)
 
 
-@model("mempool_alloc")
+@model("mempool_alloc", "mempool_alloc_noprof")
 def mempool_alloc(emu, pool, gfp):
     e = emu.call_module(emu.read_u(pool + MP_ALLOC, 8), (gfp, emu.read_u(pool + MP_POOL_DATA, 8)))
     if e:
@@ -154,7 +154,7 @@ def mempool_free(emu, element, pool):
     emu.call_module(emu.read_u(pool + MP_FREE, 8), (element, emu.read_u(pool + MP_POOL_DATA, 8)))
 
 
-@model("mempool_alloc_slab")
+@model("mempool_alloc_slab", "mempool_alloc_slab_noprof")
 def mempool_alloc_slab(emu, gfp, pool_data):
     return _cache_alloc(emu, pool_data, gfp)
 
@@ -164,7 +164,7 @@ def mempool_free_slab(emu, element, pool_data):
     kmem_cache_free(emu, pool_data, element)
 
 
-@model("mempool_kmalloc")
+@model("mempool_kmalloc", "mempool_kmalloc_noprof")
 def mempool_kmalloc(emu, gfp, pool_data):
     return kmalloc_flags(emu, pool_data, gfp)
 

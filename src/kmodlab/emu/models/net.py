@@ -5,7 +5,8 @@ net_namespace.c, net/core/dev.c, net/core/sock.c, net/socket.c).
 section below): registering a netdevice notifier replays nothing.
 
 - ``rtnl_link_register``: the kernel WARNs and returns -EINVAL when ``maxtype`` or
-  ``slave_maxtype`` exceed RTNL_MAX_TYPE/RTNL_SLAVE_MAX_TYPE (its stack buffers' sizes),
+  ``slave_maxtype`` exceed RTNL_MAX_TYPE/RTNL_SLAVE_MAX_TYPE (its stack buffers' sizes: 50/40
+  in 6.1, 50/44 in 6.12),
   -EEXIST when a link kind of that name is registered, fills in ``dellink`` (with
   ``unregister_netdevice_queue``) when the ops can create devices but have no dellink, and
   lists the ops in ``emu.state["rtnl_link"]``; the ``list`` link into the kernel's static
@@ -17,19 +18,40 @@ section below): registering a netdevice notifier replays nothing.
 - ``rtnl_lock``/``rtnl_unlock``: the RTNL mutex, recorded as held in the emulator (taking it
   twice is the hang it is).
 
-``struct rtnl_link_ops`` (Debian 6.1 amd64): list 0, kind 16, priv_size 24, alloc 32, setup 40,
-netns_refund 48, maxtype 52, policy 56, validate 64, newlink 72, changelink 80, dellink 88, …,
+Every struct offset is read from the running kernel's BTF (emu/layouts.py, ``LAYOUT.of(emu)``):
+the same models serve Linux 6.1 and 6.12 (6.12's ``struct pernet_operations`` gained
+``exit_rtnl``, its ``struct net`` moved ``gen``).  Debian 6.1 amd64's values, for reference:
+``struct rtnl_link_ops`` list 0, kind 16, priv_size 24, alloc 32, setup 40, netns_refund 48,
+maxtype 52, policy 56, validate 64, newlink 72, changelink 80, dellink 88, …,
 get_num_rx_queues 136, slave_maxtype 144.
 """
 from __future__ import annotations
 
-from ..errors import BudgetExceeded
+from ..errors import BudgetExceeded, Unmodelled
+from ..layouts import layout
 from ..registry import data, data_field, model
 
 EINVAL, EEXIST = 22, 17
-OPS_KIND, OPS_ALLOC, OPS_SETUP, OPS_MAXTYPE, OPS_DELLINK, OPS_SLAVE_MAXTYPE = \
-    16, 32, 40, 52, 88, 144
-RTNL_MAX_TYPE, RTNL_SLAVE_MAX_TYPE = 50, 44         # net/core/rtnetlink.c (6.1)
+LAYOUT = layout("net")
+
+
+def _o(emu, struct: str, member: str) -> int:
+    return LAYOUT.of(emu)[struct, member]
+
+
+def _opt(emu, struct: str, member: str) -> int | None:
+    """The offset of a member one of the kernels lacks (6.12's pernet_operations.exit_rtnl),
+    None where this kernel has no such member."""
+    try:
+        return LAYOUT.of(emu)[struct, member]
+    except Unmodelled:
+        return None
+
+
+def _rtnl_max_types(emu) -> tuple[int, int]:
+    """RTNL_MAX_TYPE / RTNL_SLAVE_MAX_TYPE of net/core/rtnetlink.c: 50/40 in 6.1, 50/44 in
+    6.12 (its stack buffers' sizes)."""
+    return (50, 44) if emu.kernel_version >= (6, 12) else (50, 40)
 
 
 @model("rtnl_lock")
@@ -55,12 +77,14 @@ def _links(emu) -> dict:
 
 
 def _register(emu, ops: int) -> int:
-    kind = emu.cstr(emu.read_u(ops + OPS_KIND, 8), 64).decode("latin-1")
+    kind = emu.cstr(emu.read_u(ops + _o(emu, "rtnl_link_ops", "kind"), 8), 64).decode("latin-1")
     if kind in _links(emu):
         return -EEXIST
-    if (emu.read_u(ops + OPS_ALLOC, 8) or emu.read_u(ops + OPS_SETUP, 8)) and \
-            not emu.read_u(ops + OPS_DELLINK, 8):
-        emu.write_u(ops + OPS_DELLINK, 8, emu.export_addr("unregister_netdevice_queue") or 0)
+    dellink = ops + _o(emu, "rtnl_link_ops", "dellink")
+    if (emu.read_u(ops + _o(emu, "rtnl_link_ops", "alloc"), 8)
+            or emu.read_u(ops + _o(emu, "rtnl_link_ops", "setup"), 8)) and \
+            not emu.read_u(dellink, 8):
+        emu.write_u(dellink, 8, emu.export_addr("unregister_netdevice_queue") or 0)
     _links(emu)[kind] = {"ops": ops}
     emu.note(kind)
     return 0
@@ -68,8 +92,9 @@ def _register(emu, ops: int) -> int:
 
 @model("rtnl_link_register")
 def rtnl_link_register(emu, ops):
-    if (emu.read_u(ops + OPS_MAXTYPE, 4) > RTNL_MAX_TYPE
-            or emu.read_u(ops + OPS_SLAVE_MAXTYPE, 4) > RTNL_SLAVE_MAX_TYPE):
+    max_type, slave_max_type = _rtnl_max_types(emu)
+    if (emu.read_u(ops + _o(emu, "rtnl_link_ops", "maxtype"), 4) > max_type
+            or emu.read_u(ops + _o(emu, "rtnl_link_ops", "slave_maxtype"), 4) > slave_max_type):
         emu.printk(4, "WARNING: CPU: 0 at net/core/rtnetlink.c rtnl_link_register\n")
         return -EINVAL
     return _register(emu, ops)
@@ -103,17 +128,19 @@ def ethtool_set_ethtool_phy_ops(emu, ops):
 
 @data("pernet_ops_rwsem", 40)
 def pernet_ops_rwsem(emu) -> bytes:
-    """net/core/net_namespace.c's rw_semaphore (count 0, owner 8, osq 16, wait_lock 20,
+    """net/core/net_namespace.c's rw_semaphore (6.1: count 0, owner 8, osq 16, wait_lock 20,
     wait_list 24): unlocked, no waiters — the list head points at itself."""
     a = emu.export_addr("pernet_ops_rwsem")
-    return bytes(24) + (a + 24).to_bytes(8, "little") * 2
+    wl = _o(emu, "rw_semaphore", "wait_list")
+    out = bytearray(_o(emu, "rw_semaphore", "sizeof"))
+    out[wl:wl + 16] = (a + wl).to_bytes(8, "little") * 2
+    return bytes(out)
 
 
 # --- network namespace operations (net/core/net_namespace.c) -------------------------------------
 # struct pernet_operations (Debian 6.1 amd64, checked on ppp_generic's ppp_net_ops): list 0,
-# init 16, pre_exit 24, exit 32, exit_batch 40, exit_batch_rtnl 48 (backported), id 56, size 64
-PN_INIT, PN_PRE_EXIT, PN_EXIT, PN_EXIT_BATCH, PN_EXIT_BATCH_RTNL, PN_ID, PN_SIZE = \
-    16, 24, 32, 40, 48, 56, 64
+# init 16, pre_exit 24, exit 32, exit_batch 40, exit_batch_rtnl 48 (backported), id 56, size 64;
+# 6.12 adds exit_rtnl (48) before exit_batch_rtnl (56), id 64, size 72.
 MIN_PERNET_OPS_ID = 4          # (offsetof(struct net_generic, ptr) / sizeof(void *)) + 1
 
 
@@ -121,18 +148,17 @@ def _pernet(emu) -> list:
     return emu.state.setdefault("pernet", [])
 
 
-# init_net.gen (struct net, Debian 6.1 amd64 BTF: gen at 3144) points at a struct net_generic
+# init_net.gen (struct net, Debian 6.1 amd64 BTF: gen at 3144; 6.12's at its own offset) points at a struct net_generic
 # {s.len 0, s.rcu 8; ptr[] 0}: net_generic(net, id) — an inline in module code — reads
 # gen->ptr[id].  The boot kernel's array (its len, the built-in subsystems' pointers) is not
 # known; the sandbox's array holds the module-registered ids' pointers only (the other slots
 # read 0 and no module reads them).  It starts as an empty array in the emulator's private
 # memory; the first per-namespace allocation moves it to the heap, as net_assign_generic
 # reallocates the kernel's, and ``emu.state["net_generic"]`` keeps its address.
-NET_GEN = 3144
-NET_GENERIC_PTR0 = 0
+NET_GEN_61 = 3144         # the data_field's place in 6.1; init_net_gen_612 serves 6.12's
 
 
-@data_field("init_net", NET_GEN, 8)
+@data_field("init_net", NET_GEN_61, 8, member=("net", "gen"))
 def init_net_gen(emu) -> bytes:
     gen = emu.state.get("net_generic")
     if gen is None:
@@ -142,7 +168,8 @@ def init_net_gen(emu) -> bytes:
 
 def _net_assign_generic(emu, ident: int, data: int) -> None:
     net = emu.export_addr("init_net")
-    old = emu.read_u(net + NET_GEN, 8)
+    ngen = net + _o(emu, "net", "gen")
+    old = emu.read_u(ngen, 8)
     n = max([ident + 1, MIN_PERNET_OPS_ID] +
             [p["id"] + 1 for p in _pernet(emu) if p.get("id") is not None])
     gen = emu.state.get("net_generic")
@@ -154,7 +181,7 @@ def _net_assign_generic(emu, ident: int, data: int) -> None:
         if gen is not None:
             emu.kfree(gen)
         emu.state["net_generic"], emu.state["net_generic_len"] = new, n
-        emu.write_u(net + NET_GEN, 8, new)
+        emu.write_u(ngen, 8, new)
         gen = new
     emu.write_u(gen + 8 * ident, 8, data)
 
@@ -166,7 +193,8 @@ def _register_pernet(emu, ops: int, kind: str) -> int:
     block is hung off ``init_net.gen`` at that id (ops_init); ``ops->init(&init_net)`` runs as
     a callback into the module (its accesses to init_net's fields are unmodelled data and say
     so, except the modelled ``gen`` and ``proc_net``); an init error frees the block."""
-    idp, size = emu.read_u(ops + PN_ID, 8), emu.read_u(ops + PN_SIZE, 8)
+    idp = emu.read_u(ops + _o(emu, "pernet_operations", "id"), 8)
+    size = emu.read_u(ops + _o(emu, "pernet_operations", "size"), 8)
     if any(p["ops"] == ops for p in _pernet(emu)):
         return -EEXIST
     ident = None
@@ -179,7 +207,7 @@ def _register_pernet(emu, ops: int, kind: str) -> int:
     if idp and size:
         block = emu.kmalloc(size, zero=True)
         _net_assign_generic(emu, ident, block)
-    init = emu.read_u(ops + PN_INIT, 8)
+    init = emu.read_u(ops + _o(emu, "pernet_operations", "init"), 8)
     if init:
         err = emu.call_module(init, (net,)) & 0xFFFFFFFF
         err = err - (1 << 32) if err & 0x80000000 else err
@@ -195,22 +223,46 @@ def _register_pernet(emu, ops: int, kind: str) -> int:
 
 
 def _unregister_pernet(emu, ops: int) -> None:
+    """free_exit_list over the one namespace there is: ``pre_exit(&init_net)``, then (after
+    synchronize_rcu) ``exit(&init_net)`` and ``exit_batch(net_exit_list)`` — a list holding
+    init_net's ``exit_list`` node, as __unregister_pernet_operations builds it — then the
+    per-namespace block is freed.  The rtnl variants (6.1's backported exit_batch_rtnl, 6.12's
+    exit_rtnl) hand the module a list of devices to kill, which is not modelled."""
     entries = [p for p in _pernet(emu) if p["ops"] == ops]
     if not entries:
         return
     net = emu.export_addr("init_net")
-    for off in (PN_PRE_EXIT, PN_EXIT):
-        fn = emu.read_u(ops + off, 8)
+    rtnl = [m for m in ("exit_batch_rtnl", "exit_rtnl")
+            if (off := _opt(emu, "pernet_operations", m)) is not None
+            and emu.read_u(ops + off, 8)]
+    if rtnl:
+        raise Unmodelled(f"unregister_pernet_operations ({rtnl[0]}: the list of devices to "
+                         "kill)", what=emu.what)
+    for m in ("pre_exit", "exit"):                      # free_exit_list's order
+        fn = emu.read_u(ops + _o(emu, "pernet_operations", m), 8)
         if fn:
             emu.call_module(fn, (net,))
-    if emu.read_u(ops + PN_EXIT_BATCH, 8) or emu.read_u(ops + PN_EXIT_BATCH_RTNL, 8):
-        from ..errors import Unmodelled
-        raise Unmodelled("unregister_pernet_operations (exit_batch over the list of dying "
-                         "namespaces)", what=emu.what)
+    batch = emu.read_u(ops + _o(emu, "pernet_operations", "exit_batch"), 8)
+    if batch:
+        node = net + _o(emu, "net", "exit_list")
+        head = emu.priv_alloc(16, 8)
+        emu.write_u(head, 8, node)
+        emu.write_u(head + 8, 8, node)
+        emu.write_u(node, 8, head)
+        emu.write_u(node + 8, 8, head)
+        emu.call_module(batch, (head,))
+        emu.write(node, bytes(16))                      # init_net is on no exit list again
     if entries[0].get("data"):                          # ops_free
         emu.kfree(entries[0]["data"])
         _net_assign_generic(emu, entries[0]["id"], 0)
     _pernet(emu).remove(entries[0])
+
+
+@data_field("init_net", 48, 16, member=("net", "exit_list"))
+def init_net_exit_list(emu) -> bytes:
+    """init_net.exit_list (6.1: 48): on no list (zero) but while unregister_pernet_operations
+    hands it to an ``exit_batch`` (above)."""
+    return bytes(16)
 
 
 @model("register_pernet_device")
@@ -259,9 +311,9 @@ def _netdevs(emu, net: int | None = None) -> list:
 
 
 def _nd_call(emu, nb: int, event: int, dev: int) -> int:
-    info = emu.priv_alloc(16, 8)
-    emu.write_u(info, 8, dev)
-    emu.write_u(info + 8, 8, 0)
+    info = emu.priv_alloc(_o(emu, "netdev_notifier_info", "sizeof"), 8)
+    emu.write_u(info + _o(emu, "netdev_notifier_info", "dev"), 8, dev)
+    emu.write_u(info + _o(emu, "netdev_notifier_info", "extack"), 8, 0)
     return emu.call_module(emu.read_u(nb, 8), (nb, event, info))
 
 
@@ -347,9 +399,6 @@ def unregister_netdevice_notifier_net(emu, net, nb):
 # list_add a listed node, which CONFIG_DEBUG_LIST reports): the sandbox stops there as
 # Unmodelled.  request/timewait sock caches (rsk_prot/twsk_prot, TCP/DCCP-style protocols) are
 # not modelled.
-PR_INUSE_IDX, PR_SLAB, PR_OBJ_SIZE, PR_SLAB_FLAGS, PR_USEROFFSET, PR_USERSIZE = \
-    224, 344, 352, 356, 360, 364
-PR_RSK_PROT, PR_TWSK_PROT, PR_NAME = 376, 384, 408
 PROTO_INUSE_NR = 64
 SLAB_HWCACHE_ALIGN = 0x2000
 ENOBUFS, ENOSPC = 105, 28
@@ -361,25 +410,27 @@ def _protos(emu) -> dict:
 
 @model("proto_register")
 def proto_register(emu, prot, alloc_slab):
-    from ..errors import Unmodelled
     from .slab import kmem_cache_create_usercopy
-    name = emu.cstr(prot + PR_NAME, 32).decode("latin-1")
+    pr = LAYOUT.of(emu)
+    name = emu.cstr(prot + pr["proto", "name"], 32).decode("latin-1")
     if str(prot) in _protos(emu):
         raise Unmodelled(f"proto_register (struct proto {name} registered twice: list_add of "
                          "a listed node)", what=emu.what)
     slab = 0
     if alloc_slab & 0xFFFFFFFF:
-        if emu.read_u(prot + PR_RSK_PROT, 8) or emu.read_u(prot + PR_TWSK_PROT, 8):
+        if emu.read_u(prot + pr["proto", "rsk_prot"], 8) or \
+                emu.read_u(prot + pr["proto", "twsk_prot"], 8):
             raise Unmodelled(f"proto_register ({name}: request/timewait sock caches)",
                              what=emu.what)
         slab = kmem_cache_create_usercopy(
-            emu, prot + PR_NAME, emu.read_u(prot + PR_OBJ_SIZE, 4), 0,
-            SLAB_HWCACHE_ALIGN | emu.read_u(prot + PR_SLAB_FLAGS, 4),
-            emu.read_u(prot + PR_USEROFFSET, 4), emu.read_u(prot + PR_USERSIZE, 4), 0)
+            emu, prot + pr["proto", "name"], emu.read_u(prot + pr["proto", "obj_size"], 4), 0,
+            SLAB_HWCACHE_ALIGN | emu.read_u(prot + pr["proto", "slab_flags"], 4),
+            emu.read_u(prot + pr["proto", "useroffset"], 4),
+            emu.read_u(prot + pr["proto", "usersize"], 4), 0)
         if not slab:
             emu.printk(2, f"{name}: Can't create sock SLAB cache!\n")
             return -ENOBUFS
-        emu.write_u(prot + PR_SLAB, 8, slab)
+        emu.write_u(prot + pr["proto", "slab"], 8, slab)
     used = {p["idx"] for p in _protos(emu).values()}
     idx = next(i for i in range(PROTO_INUSE_NR) if i not in used)
     if idx == PROTO_INUSE_NR - 1:
@@ -387,9 +438,9 @@ def proto_register(emu, prot, alloc_slab):
         if slab:
             from .slab import kmem_cache_destroy
             kmem_cache_destroy(emu, slab)
-            emu.write_u(prot + PR_SLAB, 8, 0)
+            emu.write_u(prot + pr["proto", "slab"], 8, 0)
         return -ENOSPC
-    emu.write_u(prot + PR_INUSE_IDX, 4, idx)
+    emu.write_u(prot + pr["proto", "inuse_idx"], 4, idx)
     _protos(emu)[str(prot)] = {"name": name, "idx": idx, "slab": slab}
     emu.note(f"{name} (inuse_idx {idx}{', own slab' if slab else ''})")
     return 0
@@ -399,14 +450,13 @@ def proto_register(emu, prot, alloc_slab):
 def proto_unregister(emu, prot):
     p = _protos(emu).pop(str(prot), None)
     if p is None:
-        from ..errors import Unmodelled
         raise Unmodelled("proto_unregister (struct proto not registered: list_del of an "
                          "unlisted node)", what=emu.what)
-    slab = emu.read_u(prot + PR_SLAB, 8)
+    slab = emu.read_u(prot + _o(emu, "proto", "slab"), 8)
     if slab:
         from .slab import kmem_cache_destroy
         kmem_cache_destroy(emu, slab)
-        emu.write_u(prot + PR_SLAB, 8, 0)
+        emu.write_u(prot + _o(emu, "proto", "slab"), 8, 0)
 
 
 # --- socket families (net/socket.c) ---------------------------------------------------------------
@@ -469,7 +519,6 @@ def sock_unregister(emu, family):
 # again is a list_add of a listed node (CONFIG_DEBUG_LIST + BUG_ON_DATA_CORRUPTION: a BUG) —
 # the sandbox stops as Unmodelled; __dev_remove_pack of an unlisted handler logs the kernel's
 # "dev_remove_pack: %p not found".  dev_remove_pack = __dev_remove_pack + synchronize_net.
-PT_TYPE, PT_DEV, PT_FUNC = 0, 8, 16
 
 
 def _ptypes(emu) -> dict:
@@ -479,14 +528,14 @@ def _ptypes(emu) -> dict:
 @model("dev_add_pack")
 def dev_add_pack(emu, pt):
     if str(pt) in _ptypes(emu):
-        from ..errors import Unmodelled
         raise Unmodelled("dev_add_pack (packet_type already listed: list_add of a listed node)",
                          what=emu.what)
-    t = emu.read_u(pt + PT_TYPE, 2)
+    t = emu.read_u(pt + _o(emu, "packet_type", "type"), 2)
     t = ((t & 0xFF) << 8) | (t >> 8)                    # ntohs
-    _ptypes(emu)[str(pt)] = {"type": t, "dev": emu.read_u(pt + PT_DEV, 8),
-                             "func": emu.read_u(pt + PT_FUNC, 8)}
-    emu.note(f"type {t:#06x} → {emu.symbol(emu.read_u(pt + PT_FUNC, 8))}")
+    func = emu.read_u(pt + _o(emu, "packet_type", "func"), 8)
+    _ptypes(emu)[str(pt)] = {"type": t, "dev": emu.read_u(pt + _o(emu, "packet_type", "dev"), 8),
+                             "func": func}
+    emu.note(f"type {t:#06x} → {emu.symbol(func)}")
 
 
 @model("__dev_remove_pack", "dev_remove_pack")

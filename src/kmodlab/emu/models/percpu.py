@@ -69,3 +69,15 @@ def free_percpu(emu, ptr):
             return
     raise emu.oops([f"BUG: free_percpu of {ptr:#x}, which is not a dynamic per-CPU "
                     "allocation"])
+
+
+@model("pcpu_alloc_noprof")
+def pcpu_alloc_noprof(emu, size, align, reserved, gfp):
+    """Linux 6.12: __alloc_percpu()/alloc_percpu_gfp() are macros around this one.  A
+    ``reserved`` allocation (from the reserved chunk module per-CPU sections share) is not
+    modelled."""
+    if reserved & 0xFF:
+        from ..errors import Unmodelled
+        raise Unmodelled("pcpu_alloc_noprof (an allocation from the reserved chunk)",
+                         what=emu.what)
+    return alloc_percpu(emu, size, align)

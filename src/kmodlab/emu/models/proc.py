@@ -20,7 +20,7 @@ warning and the children stay), ``remove_proc_subtree``/``proc_remove`` remove r
 Layout (Debian 6.1 amd64 BTF): ``struct proc_dir_entry`` (176 bytes + inline name) refcnt 4,
 proc_iops 40, proc_ops/proc_dir_ops 48, seq_ops/single_show 64, write 72, data 80,
 state_size 88, nlink 96, parent 120, name 160, mode 168, flags 170, namelen 171,
-inline_name 172 (SIZEOF_PDE 176 rounded up to the kmalloc size 192: 20 inline bytes).
+inline_name 172 (PDE(emu, "sizeof") 176 rounded up to the kmalloc size 192: 20 inline bytes).
 
 sysctl: ``register_sysctl(path, table)``, ``register_sysctl_table(table)`` (6.1 still takes
 ``child`` tables: each directory entry's children are registered under it) and
@@ -38,15 +38,36 @@ proc_handler 32, poll 40, extra1 48, extra2 56.  ``struct ctl_path``: procname 0
 """
 from __future__ import annotations
 
+from ..layouts import layout
 from ..registry import data_field, model
 from .slab import _kfree, kmalloc_flags
 
 EINVAL, EEXIST = 22, 17
 GFP_ZERO_KERNEL = 0xCC0 | 0x100
-PDE_REFCNT, PDE_PROC_OPS, PDE_SEQ_OPS, PDE_DATA, PDE_STATE_SIZE, PDE_NLINK = 4, 48, 64, 80, 88, 96
-PDE_UID, PDE_GID, PDE_SIZE = 100, 104, 112
-PDE_PARENT, PDE_NAME, PDE_MODE, PDE_NAMELEN, PDE_INLINE = 120, 160, 168, 171, 172
-SIZEOF_PDE, PDE_INLINE_SPACE = 176, 192 - 172
+# Struct members are (struct, member) keys of emu/layouts.py, read from the running kernel's
+# BTF (this file is per profile: Linux 6.12's ctl_table has no ``child`` and its header counts
+# the table's entries, ctl_table_size, instead of a terminating empty entry).
+LAYOUT = layout("proc")
+
+
+def PDE(emu, m: str) -> int:
+    return LAYOUT.of(emu)["proc_dir_entry", m]
+
+
+def CT(emu, m: str) -> int:
+    return LAYOUT.of(emu)["ctl_table", m]
+
+
+def HDR(emu, m: str) -> int:
+    return LAYOUT.of(emu)["ctl_table_header", m]
+
+
+def PDE_INLINE_SPACE(emu) -> int:
+    """The inline name's room: sizeof(struct proc_dir_entry) rounded up to its kmalloc size
+    (192), less the offset of inline_name."""
+    return 192 - PDE(emu, "inline_name")
+
+
 S_IFDIR, S_IFREG, S_IFLNK, S_IFMT = 0o040000, 0o100000, 0o120000, 0o170000
 S_IRUGO, S_IXUGO, S_IALLUGO = 0o444, 0o111, 0o7777
 PROC_ROOT_DIRS = ("fs", "driver", "tty", "bus", "sys", "sysvipc", "irq", "scsi", "acpi",
@@ -61,7 +82,7 @@ def _procfs(emu) -> dict:
     return emu.state.setdefault("procfs", {})
 
 
-@data_field("init_net", 168, 8)
+@data_field("init_net", 168, 8, member=("net", "proc_net"))
 def init_net_proc_net(emu) -> bytes:
     """init_net.proc_net (struct net, Debian 6.1 amd64 BTF: proc_net at 168): the /proc/net
     directory of the initial namespace, a proc_dir_entry of the emulator's (name "net",
@@ -69,13 +90,13 @@ def init_net_proc_net(emu) -> bytes:
     in it are listed under "net/" like any other."""
     pde = emu.__dict__.get("_proc_net")
     if pde is None:
-        pde = emu.priv_alloc(SIZEOF_PDE + PDE_INLINE_SPACE, 8)
-        emu.write(pde + PDE_INLINE, b"net\0")
-        emu.write_u(pde + PDE_NAME, 8, pde + PDE_INLINE)
-        emu.write_u(pde + PDE_NAMELEN, 1, 3)
-        emu.write_u(pde + PDE_MODE, 2, S_IFDIR | 0o555)
-        emu.write_u(pde + PDE_NLINK, 4, 2)
-        emu.write_u(pde + PDE_REFCNT, 4, 1)
+        pde = emu.priv_alloc(PDE(emu, "sizeof") + PDE_INLINE_SPACE(emu), 8)
+        emu.write(pde + PDE(emu, "inline_name"), b"net\0")
+        emu.write_u(pde + PDE(emu, "name"), 8, pde + PDE(emu, "inline_name"))
+        emu.write_u(pde + PDE(emu, "namelen"), 1, 3)
+        emu.write_u(pde + PDE(emu, "mode"), 2, S_IFDIR | 0o555)
+        emu.write_u(pde + PDE(emu, "nlink"), 4, 2)
+        emu.write_u(pde + PDE(emu, "refcnt"), 4, 1)
         emu._proc_net = pde
     return pde.to_bytes(8, "little")
 
@@ -120,19 +141,19 @@ def _create(emu, name: int, mode: int, parent: int, nlink: int, kind: str) -> tu
     if _exists(emu, path):
         emu.printk(4, f"proc_dir_entry '{_dname(base)}/{leaf}' already registered\n")
         return 0, ""
-    inline = len(leaf) < PDE_INLINE_SPACE
-    pde = kmalloc_flags(emu, SIZEOF_PDE + (PDE_INLINE_SPACE if inline else 0), GFP_ZERO_KERNEL)
+    inline = len(leaf) < PDE_INLINE_SPACE(emu)
+    pde = kmalloc_flags(emu, PDE(emu, "sizeof") + (PDE_INLINE_SPACE(emu) if inline else 0), GFP_ZERO_KERNEL)
     if inline:
-        nm = pde + PDE_INLINE
+        nm = pde + PDE(emu, "inline_name")
     else:
         nm = kmalloc_flags(emu, len(leaf) + 1, 0xCC0)
     emu.write(nm, leaf.encode("latin-1") + b"\0")
-    emu.write_u(pde + PDE_NAME, 8, nm)
-    emu.write_u(pde + PDE_NAMELEN, 1, len(leaf))
-    emu.write_u(pde + PDE_MODE, 2, mode)
-    emu.write_u(pde + PDE_NLINK, 4, nlink)
-    emu.write_u(pde + PDE_REFCNT, 4, 1)
-    emu.write_u(pde + PDE_PARENT, 8, parent if not dirs else
+    emu.write_u(pde + PDE(emu, "name"), 8, nm)
+    emu.write_u(pde + PDE(emu, "namelen"), 1, len(leaf))
+    emu.write_u(pde + PDE(emu, "mode"), 2, mode)
+    emu.write_u(pde + PDE(emu, "nlink"), 4, nlink)
+    emu.write_u(pde + PDE(emu, "refcnt"), 4, 1)
+    emu.write_u(pde + PDE(emu, "parent"), 8, parent if not dirs else
                 _procfs(emu)[base]["pde"] if base in _procfs(emu) else 0)
     _procfs(emu)[path] = {"pde": pde, "mode": mode, "kind": kind, "inline": inline}
     emu.note(f"/proc/{path}")
@@ -142,7 +163,7 @@ def _create(emu, name: int, mode: int, parent: int, nlink: int, kind: str) -> tu
 def _mkdir(emu, name, mode, parent, data) -> int:
     pde, _ = _create(emu, name, S_IFDIR | (mode or (S_IRUGO | S_IXUGO)), parent, 2, "dir")
     if pde:
-        emu.write_u(pde + PDE_DATA, 8, data)
+        emu.write_u(pde + PDE(emu, "data"), 8, data)
     return pde
 
 
@@ -176,7 +197,7 @@ def _file(emu, name, mode, parent, data) -> int:
         mode |= S_IRUGO
     pde, _ = _create(emu, name, mode, parent, 1, "file")
     if pde:
-        emu.write_u(pde + PDE_DATA, 8, data)
+        emu.write_u(pde + PDE(emu, "data"), 8, data)
     return pde
 
 
@@ -184,7 +205,7 @@ def _file(emu, name, mode, parent, data) -> int:
 def proc_create_data(emu, name, mode, parent, proc_ops, data):
     pde = _file(emu, name, mode, parent, data)
     if pde:
-        emu.write_u(pde + PDE_PROC_OPS, 8, proc_ops)
+        emu.write_u(pde + PDE(emu, "proc_ops"), 8, proc_ops)
     return pde
 
 
@@ -197,8 +218,8 @@ def proc_create(emu, name, mode, parent, proc_ops):
 def proc_create_seq_private(emu, name, mode, parent, ops, state_size, data):
     pde = _file(emu, name, mode, parent, data)
     if pde:
-        emu.write_u(pde + PDE_SEQ_OPS, 8, ops)
-        emu.write_u(pde + PDE_STATE_SIZE, 4, state_size)
+        emu.write_u(pde + PDE(emu, "seq_ops"), 8, ops)
+        emu.write_u(pde + PDE(emu, "state_size"), 4, state_size)
     return pde
 
 
@@ -206,27 +227,27 @@ def proc_create_seq_private(emu, name, mode, parent, ops, state_size, data):
 def proc_create_single_data(emu, name, mode, parent, show, data):
     pde = _file(emu, name, mode, parent, data)
     if pde:
-        emu.write_u(pde + PDE_SEQ_OPS, 8, show)
+        emu.write_u(pde + PDE(emu, "seq_ops"), 8, show)
     return pde
 
 
 @model("proc_set_size")
 def proc_set_size(emu, de, size):
     """fs/proc/generic.c: the size its inode will report (``de->size``, a loff_t)."""
-    emu.write_u(de + PDE_SIZE, 8, size)
+    emu.write_u(de + PDE(emu, "size"), 8, size)
 
 
 @model("proc_set_user")
 def proc_set_user(emu, de, uid, gid):
     """The owner its inode will have (``de->uid``/``de->gid``, kuid_t/kgid_t)."""
-    emu.write_u(de + PDE_UID, 4, uid)
-    emu.write_u(de + PDE_GID, 4, gid)
+    emu.write_u(de + PDE(emu, "uid"), 4, uid)
+    emu.write_u(de + PDE(emu, "gid"), 4, gid)
 
 
 def _free(emu, path: str) -> None:
     e = _procfs(emu).pop(path)
     if not e.get("inline"):
-        _kfree(emu, emu.read_u(e["pde"] + PDE_NAME, 8))
+        _kfree(emu, emu.read_u(e["pde"] + PDE(emu, "name"), 8))
     _kfree(emu, e["pde"])
 
 
@@ -275,31 +296,40 @@ def proc_remove(emu, pde):
 
 
 # --- sysctl ------------------------------------------------------------------------------------
-CT_PROCNAME, CT_MODE, CT_CHILD, CT_HANDLER, CT_SIZE = 0, 20, 24, 32, 64
-HDR_TABLE, HDR_USED, HDR_COUNT, HDR_NREG, HDR_ARG, HDR_SIZE = 0, 8, 12, 16, 32, 80
 
 
 def _sysctl(emu) -> dict:
     return emu.state.setdefault("sysctl", {})
 
 
-def _walk(emu, table: int, path: str, out: list, children: bool) -> int:
+def _has(emu, struct: str, member: str) -> bool:
+    """Whether this kernel's struct has the member (no profile: the 6.1 models' own kernel)."""
+    if emu.structs is None:
+        return LAYOUT.facts[struct].get(member) is not None
+    return (emu.structs.get(struct) or {}).get(member) is not None
+
+
+def _walk(emu, table: int, path: str, out: list, children: bool, count: int | None = None) -> int:
     """Collect (path, entry) for every leaf of ``table`` under ``path``; 0 or -EINVAL.  With
     ``children`` (register_sysctl_table/_paths) a directory entry's ``child`` table is
     registered under it; otherwise (register_sysctl) sysctl_check_table says "Not a file".
-    Every entry is checked and every failure printed, as sysctl_check_table does."""
-    e, bad = table, 0
-    while emu.read_u(e + CT_PROCNAME, 8):
-        name = _s(emu, emu.read_u(e + CT_PROCNAME, 8))
-        child = emu.read_u(e + CT_CHILD, 8)
-        mode = emu.read_u(e + CT_MODE, 2)
+    Every entry is checked and every failure printed, as sysctl_check_table does.  ``count``
+    (Linux 6.12's register_sysctl_sz): the table has that many entries (an empty one before
+    that, the sentinel older code still carries, ends it too, as the kernel ignores it)."""
+    e, bad, n = table, 0, 0
+    has_child = _has(emu, "ctl_table", "child")
+    while (count is None or n < count) and emu.read_u(e + CT(emu, "procname"), 8):
+        n += 1
+        name = _s(emu, emu.read_u(e + CT(emu, "procname"), 8))
+        child = emu.read_u(e + CT(emu, "child"), 8) if has_child else 0
+        mode = emu.read_u(e + CT(emu, "mode"), 2)
         if child and children:
             bad |= _walk(emu, child, f"{path}/{name}" if path else name, out, True)
         else:
             errs = []
             if child:
                 errs.append("Not a file")
-            if not emu.read_u(e + CT_HANDLER, 8):
+            if not emu.read_u(e + CT(emu, "proc_handler"), 8):
                 errs.append("No proc_handler")
             if mode & 0o666 != mode:                   # S_IRUGO | S_IWUGO
                 errs.append(f"bogus .mode 0{mode:o}")
@@ -307,13 +337,13 @@ def _walk(emu, table: int, path: str, out: list, children: bool) -> int:
                 emu.printk(3, f"sysctl table check failed: {path}/{name} {err}\n")
             bad |= bool(errs)
             out.append((f"{path}/{name}" if path else name, e))
-        e += CT_SIZE
+        e += CT(emu, "sizeof")
     return -EINVAL if bad else 0
 
 
-def _register(emu, path: str, table: int, children: bool) -> int:
+def _register(emu, path: str, table: int, children: bool, count: int | None = None) -> int:
     leaves: list = []
-    if _walk(emu, table, path.strip("/"), leaves, children):
+    if _walk(emu, table, path.strip("/"), leaves, children, count):
         return 0
     taken = {p for h in _sysctl(emu).values() for p in h}
     seen: set = set()
@@ -322,11 +352,13 @@ def _register(emu, path: str, table: int, children: bool) -> int:
             emu.printk(3, f"sysctl duplicate entry: /{p}\n")
             return 0
         seen.add(p)
-    hdr = kmalloc_flags(emu, HDR_SIZE, GFP_ZERO_KERNEL)
-    emu.write_u(hdr + HDR_TABLE, 8, table)
-    emu.write_u(hdr + HDR_COUNT, 4, 1)
-    emu.write_u(hdr + HDR_NREG, 4, 1)
-    emu.write_u(hdr + HDR_ARG, 8, table)
+    hdr = kmalloc_flags(emu, HDR(emu, "sizeof"), GFP_ZERO_KERNEL)
+    emu.write_u(hdr + HDR(emu, "ctl_table"), 8, table)
+    emu.write_u(hdr + HDR(emu, "count"), 4, 1)
+    emu.write_u(hdr + HDR(emu, "nreg"), 4, 1)
+    emu.write_u(hdr + HDR(emu, "ctl_table_arg"), 8, table)
+    if count is not None and _has(emu, "ctl_table_header", "ctl_table_size"):
+        emu.write_u(hdr + HDR(emu, "ctl_table_size"), 4, count)
     _sysctl(emu)[str(hdr)] = [p for p, _e in leaves]
     emu.note(", ".join(f"/proc/sys/{p}" for p, _e in leaves[:4]) +
              (" …" if len(leaves) > 4 else ""))
@@ -336,6 +368,12 @@ def _register(emu, path: str, table: int, children: bool) -> int:
 @model("register_sysctl")
 def register_sysctl(emu, path, table):
     return _register(emu, _s(emu, path), table, False)
+
+
+@model("register_sysctl_sz")
+def register_sysctl_sz(emu, path, table, table_size):
+    """Linux 6.12's register_sysctl(): the table's size is ARRAY_SIZE(table)."""
+    return _register(emu, _s(emu, path), table, False, table_size & 0xFFFFFFFFFFFFFFFF)
 
 
 @model("register_sysctl_table")

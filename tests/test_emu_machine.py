@@ -1,0 +1,167 @@
+"""Models of the booted machine and of kernel services that Linux 6.12 reaches through other
+layouts: the CPU (boot_cpu_data, x86_match_cpu), DMI identity (dmi_check_system), whole-page
+allocations (__get_free_pages/free_pages), netlink kernel sockets, rbtree walks.
+
+Real modules go through the sandbox kernel of both releases; the rules come from
+arch/x86/kernel/cpu/match.c, drivers/firmware/dmi_scan.c, mm/page_alloc.c,
+net/netlink/af_netlink.c and lib/rbtree.c.  Whether the real kernel gives the same answers is
+the QEMU mass replay's business (coretemp, applesmc and nfnetlink are in it).
+"""
+from __future__ import annotations
+
+import pytest
+
+from kmodlab.emu import Unmodelled
+from test_emu_models import _exports, run, tree  # noqa: F401  (fixture)
+from test_emu_support import needs_gcc
+
+ENODEV = 19
+
+
+def _insmod(kernel, tree, name):
+    from test_emu_models import insmod
+    return insmod(kernel, tree, name)
+
+
+@pytest.fixture
+def kernel(machine):
+    from kmodlab.sandbox import SandboxKernel
+    return SandboxKernel(machine=machine)
+
+
+def test_coretemp_finds_no_intel_cpu(kernel, machine, tree):
+    """coretemp's x86_match_cpu table lists Intel CPUs with DTS; the oracle's CPU is QEMU
+    TCG's AuthenticAMD family 15: no entry matches, init returns -ENODEV."""
+    r = _insmod(kernel, tree, "coretemp")
+    assert r.errno == ENODEV, r.reason
+
+
+def test_applesmc_finds_no_apple(kernel, machine, tree):
+    """applesmc's dmi_check_system table wants sys_vendor "Apple": QEMU's is "QEMU"."""
+    r = _insmod(kernel, tree, "applesmc")
+    assert r.errno == ENODEV, r.reason
+
+
+def test_boot_cpu_data_is_the_oracles_cpu():
+    from kmodlab.emu.models import arch
+    for rel, raw in arch.BOOT_CPU_DATA.items():
+        assert b"AuthenticAMD\0" in raw and b"QEMU TCG CPU version 2.5+" in raw, rel
+    assert len(arch.BOOT_CPU_DATA[(6, 1)]) == 288 and len(arch.BOOT_CPU_DATA[(6, 12)]) == 328
+
+
+def test_nfnetlink_creates_and_releases_its_kernel_socket(kernel, machine, tree):
+    """nfnetlink's pernet init creates the NETLINK_NETFILTER (12) kernel socket of init_net;
+    its exit releases it and the protocol's table entry goes away."""
+    r = _insmod(kernel, tree, "nfnetlink")
+    assert r.errno == 0, r.reason
+    nl = machine.emu_state["netlink"]
+    assert [s["unit"] for s in nl["sockets"].values()] == [12]
+    assert nl["table"]["12"]["registered"] == 1
+    assert kernel.delete_module("nfnetlink", 0).errno == 0
+    assert machine.emu_state["netlink"] == {"sockets": {}, "table": {}}
+
+
+NETLINK_SRC = r'''
+struct netlink_kernel_cfg { unsigned int groups, flags; void (*input)(void *); void *m; int (*b)(void *, int); void (*u)(void *, int); void *c; };
+void *__netlink_kernel_create(void *net, int unit, void *module, struct netlink_kernel_cfg *cfg);
+void netlink_kernel_release(void *sk);
+extern char init_net[];
+struct netlink_kernel_cfg cfg = { .groups = 4 };
+long f(void) {
+    void *a = __netlink_kernel_create(init_net, 25, 0, &cfg);
+    void *b = __netlink_kernel_create(init_net, 25, 0, &cfg);    /* port 0 taken: NULL */
+    void *r = __netlink_kernel_create(init_net, 0, 0, &cfg);     /* NETLINK_ROUTE: vmlinux's */
+    void *x = __netlink_kernel_create(init_net, 32, 0, &cfg);    /* >= MAX_LINKS */
+    long ret = (a != 0) * 1000 + (b != 0) * 100 + (r != 0) * 10 + (x != 0);
+    netlink_kernel_release(a);
+    return ret;
+}'''
+
+
+@needs_gcc
+def test_netlink_kernel_socket_rules():
+    ex = _exports(("__netlink_kernel_create", 0xFFFFFFFF81A0C000),
+                  ("netlink_kernel_release", 0xFFFFFFFF81A0C100),
+                  ("init_net", 0xFFFFFFFF83F00000, "data"))
+    state: dict = {}
+    ret, _log, _emu, _b = run(NETLINK_SRC, ex, state=state)
+    assert ret == 1000
+    assert state["netlink"] == {"sockets": {}, "table": {}}
+
+
+PAGES_SRC = r'''
+unsigned long __get_free_pages(unsigned int gfp, unsigned int order);
+unsigned long get_zeroed_page(unsigned int gfp);
+void free_pages(unsigned long addr, unsigned int order);
+long f(void) {
+    unsigned long a = __get_free_pages(0xcc0, 2), z = get_zeroed_page(0xcc0);
+    long ok = !(a & 4095) && !(z & 4095);
+    for (int i = 0; i < 4096; i++) ok &= ((unsigned char *)z)[i] == 0;
+    ((char *)a)[4 * 4096 - 1] = 1;                        /* all 4 pages are there */
+    unsigned long big = __get_free_pages(0xcc0 | 0x2000, 11);   /* > MAX_ORDER, no warning */
+    free_pages(a, 2); free_pages(z, 0); free_pages(0, 3);
+    return ok * 10 + (big != 0);
+}'''
+
+
+@needs_gcc
+def test_whole_pages():
+    ex = _exports(("__get_free_pages", 0xFFFFFFFF81300000),
+                  ("get_zeroed_page", 0xFFFFFFFF81300100), ("free_pages", 0xFFFFFFFF81300200))
+    state: dict = {}
+    ret, log, _emu, _b = run(PAGES_SRC, ex, state=state)
+    assert ret == 10 and log == []
+    assert state["pages"] == {}
+
+
+@needs_gcc
+def test_freeing_what_is_not_a_page_allocation_oopses():
+    src = r'''
+    unsigned long __get_free_pages(unsigned int gfp, unsigned int order);
+    void free_pages(unsigned long addr, unsigned int order);
+    long f(void) { unsigned long a = __get_free_pages(0xcc0, 1); free_pages(a, 0); return 0; }'''
+    ex = _exports(("__get_free_pages", 0xFFFFFFFF81300000), ("free_pages", 0xFFFFFFFF81300200))
+    from kmodlab.emu.errors import Oops
+    with pytest.raises(Oops, match="Bad page state"):
+        run(src, ex)
+
+
+RB_SRC = r'''
+struct rb_node { unsigned long pc; struct rb_node *r, *l; };
+struct rb_root { struct rb_node *n; };
+struct rb_node *rb_first(const struct rb_root *); struct rb_node *rb_last(const struct rb_root *);
+struct rb_node *rb_next(const struct rb_node *); struct rb_node *rb_prev(const struct rb_node *);
+/* a tree built by hand:   b
+                          / \
+                         a   c        (parent pointers in pc, colour bit 0 = red) */
+struct rb_node a, b, c;
+struct rb_root root = { &b };
+long f(void) {
+    b = (struct rb_node){ 1, &c, &a };
+    a = (struct rb_node){ (unsigned long)&b, 0, 0 };
+    c = (struct rb_node){ (unsigned long)&b, 0, 0 };
+    struct rb_root empty = { 0 };
+    long walk = 0, n = 0;
+    for (struct rb_node *x = rb_first(&root); x; x = rb_next(x))
+        walk = walk * 10 + (x == &a ? 1 : x == &b ? 2 : 3), n++;
+    for (struct rb_node *x = rb_last(&root); x; x = rb_prev(x))
+        walk = walk * 10 + (x == &a ? 1 : x == &b ? 2 : 3);
+    return walk * 10 + (rb_first(&empty) == 0);
+}'''
+
+
+@needs_gcc
+def test_rbtree_walks_in_order():
+    ex = _exports(("rb_first", 0xFFFFFFFF81500000), ("rb_last", 0xFFFFFFFF81500100),
+                  ("rb_next", 0xFFFFFFFF81500200), ("rb_prev", 0xFFFFFFFF81500300))
+    ret, *_ = run(RB_SRC, ex)
+    assert ret == 1233211
+
+
+def test_a_release_without_recorded_cpu_stops_by_name():
+    from kmodlab.emu.models import arch
+
+    class E:
+        _model_name, what, kernel_version = "x86_match_cpu", "init", (6, 6, 0)
+    with pytest.raises(Unmodelled, match="booted CPU of this kernel release"):
+        arch._cpu_field(E(), "x86")
