@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EINVAL, EOPNOTSUPP, EPERM, KernelError, UsageError
+from .kernel import registrations
 from .kernel.module import procfs, sysfs
 from .kernel.module.internal import (LoadError, MODULE_INIT_COMPRESSED_FILE, Module,
                                      module_flags_taint)
@@ -120,7 +121,8 @@ class SandboxKernel:
                             log=log, reason=res.reason)
         out.details = {"name": res.name, "step": res.step, "steps": res.steps,
                        "calls": res.calls, "trace": getattr(res, "trace", []),
-                       "coresize": res.coresize, "initsize": res.initsize}
+                       "coresize": res.coresize, "initsize": res.initsize,
+                       "left_registered": getattr(res, "left_registered", [])}
         return out
 
     def _load(self, m: Machine, image: bytes, args: str, flags: int):
@@ -242,6 +244,10 @@ def read_kernel_file(m: Machine, path: str) -> bytes:
         return lockdown_read(m)
     if p == "/sys/module/compression" and m.rules.decompress:
         return f"{m.rules.decompress}\n".encode()
+    if p in registrations.FILES or p.startswith("/sys/bus"):
+        text = registrations.read(m, p)
+        if text is not None:
+            return text
     parts = p.split("/")
     if len(parts) >= 4 and parts[1:3] == ["sys", "module"]:
         mod = m.find_module(parts[3])
@@ -358,6 +364,10 @@ def list_kernel_dir(m: Machine, path: str) -> list[str]:
     if p == "/sys/module":
         return [mod.name for mod in m.modules if mod.state != 3] + sorted(sysfs.builtin_sysfs_dirs(m.profile)) \
             + (["compression"] if m.rules.decompress else [])
+    if p.startswith("/sys/bus"):
+        names = registrations.listdir(m, p)
+        if names is not None:
+            return names
     parts = p.split("/")
     if len(parts) >= 4 and parts[1:3] == ["sys", "module"]:
         mod = m.find_module(parts[3])

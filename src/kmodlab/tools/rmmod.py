@@ -7,7 +7,7 @@ from ..errors import strerror
 from ..kernel.module.internal import O_NONBLOCK, O_TRUNC
 from ..syscalls import get_kernel
 from .common import ToolParser, print_json
-from .log import log_error, log_reason
+from .log import log_error, log_reason, log_warning
 
 USAGE = """Usage:
 \trmmod [options] modulename ...
@@ -107,8 +107,13 @@ def main(argv: list[str]) -> int:
                 rc = 1
                 continue
         res = kernel.delete_module(name, O_NONBLOCK | (O_TRUNC if opts.force else 0))
+        left = (res.details or {}).get("left_registered", [])
         results.append({"name": name, "ok": res.ok, "errno": res.errno, "message": res.reason,
-                        "log": res.log})
+                        "log": res.log, **({"left_registered": left} if left else {})})
+        if left and not opts.json:
+            for what in left:
+                log_warning("rmmod", f"{name}'s exit left {what} registered (the kernel keeps "
+                                     "a pointer into the freed module)")
         if opts.trace:
             for line in (res.details or {}).get("trace", []):
                 print(f"  {line}")

@@ -49,6 +49,7 @@ class LoadResult:
     coresize: int = 0
     initsize: int = 0
     states: list[str] = field(default_factory=list)  # the module's states, in order (UNFORMED…)
+    left_registered: list[str] = field(default_factory=list)  # rmmod: what exit did not undo
 
 
 class Undo:
@@ -952,5 +953,24 @@ def delete_module(m, name: str, flags: int, trace: bool = False) -> LoadResult:
             emulation_failure(m, mod, e, result)   # exit returns void: the unload goes on
     m.notify("GOING", mod)
     m.last_unloaded = f"{mod.name}"
+    warn_left_registered(m, mod, result)
     free_module(m, mod)
     return result
+
+
+def warn_left_registered(m, mod: Module, result: LoadResult) -> None:
+    """After exit: registrations that still point into the module (a filesystem, a misc
+    device, a driver its exit did not unregister).  Linux says nothing and keeps the dangling
+    pointer until its next use oopses; the sandbox says so in the log and drops them with the
+    module's memory, so that the machine stays usable."""
+    from ..registrations import left_registered
+    regions = [(lo, lo + size) for _t, lo, size, _r in mod.mem]
+    left = left_registered(m.emu_state, regions)
+    for what in left:
+        m.printk(KERN_WARNING, f"kmodlab: {mod.name}: exit left {what} registered "
+                               "(Linux keeps a pointer into the freed module)")
+    if left:
+        from ...machine import _purge_refs
+        for lo, hi in regions:
+            m.emu_state = _purge_refs(m.emu_state, lo, hi)
+    result.left_registered = left
