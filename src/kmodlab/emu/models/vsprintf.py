@@ -21,6 +21,12 @@ MAX_ERRNO = 4095
 INT_MAX = 0x7FFFFFFF
 _PTR_KEY = b"kmodlab ptr_key"
 
+# lib/ctype.c's classes on a format's bytes (decoded as latin-1): isdigit is 0-9 only (Python's
+# str.isdigit also takes '¹', '²' …); isalnum adds Latin-1's letters À-Ö, Ø-ö, ø-ÿ
+DIGITS = frozenset("0123456789")
+ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                  + "".join(map(chr, [*range(0xC0, 0xD7), *range(0xD8, 0xF7), *range(0xF8, 0x100)])))
+
 
 class VaList:
     """An x86-64 ``va_list`` in emulated memory (gp_offset, fp_offset, overflow, reg_save)."""
@@ -199,7 +205,7 @@ def vsprintf(emu, fmt: bytes, args: Iterator[int]) -> str:
             i += 1
         else:
             k = i
-            while i < n and f[i].isdigit():
+            while i < n and f[i] in DIGITS:
                 i += 1
             if i > k:
                 width = int(f[k:i])
@@ -211,7 +217,7 @@ def vsprintf(emu, fmt: bytes, args: Iterator[int]) -> str:
                 i += 1
             else:
                 k = i
-                while i < n and f[i].isdigit():
+                while i < n and f[i] in DIGITS:
                     i += 1
                 precision = int(f[k:i] or "0")
         qual = ""
@@ -233,7 +239,7 @@ def vsprintf(emu, fmt: bytes, args: Iterator[int]) -> str:
             out.append(_string(emu, next(args), flags, max(width, 0), precision))
         elif c == "p":
             k = i
-            while i < n and f[i].isalnum():
+            while i < n and f[i] in ALNUM:
                 i += 1
             out.append(_pointer(emu, f[k:i], next(args), flags, width, precision))
         elif c in "diuxXo":
