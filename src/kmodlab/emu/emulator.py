@@ -298,6 +298,10 @@ class Emulator:
                     end=KERNEL_IMAGE_END - 1)
         uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_mem)
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        from unicorn import UC_HOOK_INSN
+        from unicorn.x86_const import UC_X86_INS_IN, UC_X86_INS_OUT
+        uc.hook_add(UC_HOOK_INSN, self._on_port_in, None, 1, 0, UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INSN, self._on_port_out, None, 1, 0, UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_insn_invalid)
         uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_pcpu_access,
                     begin=PERCPU_BASE, end=PERCPU_BASE + self.percpu_static - 1)
@@ -640,6 +644,37 @@ class Emulator:
                 return
         self._stop(Unmodelled(self._data_name(self._nearest_kimg(address)) or f"{address:#x}",
                               kind="data", what=self.what, write=access == UC_MEM_WRITE))
+
+    # port I/O: the oracle's QEMU machine (emu/ioport.py)
+    def _port_device(self, port: int, size: int) -> str | None:
+        pm = self.__dict__.get("_portmap")
+        if pm is None:
+            from .ioport import PortMap
+            tree = None
+            try:
+                from ..kernel.registrations import boot_resources
+                prof = getattr(self.kernel, "profile", None)
+                tree = boot_resources(getattr(prof, "release", "6.1.0-56-amd64"),
+                                      self.export_addr)["ioport"]
+            except (LookupError, OSError):
+                pass                                 # no record: the fixed devices only
+            pm = self._portmap = PortMap(tree)
+        return pm.device(port, size)
+
+    def _on_port_in(self, uc, port, size, _user):
+        dev = self._port_device(port, size)
+        if dev is None:                              # unassigned: the bus floats high
+            return (1 << (8 * size)) - 1
+        self._stop(Unmodelled(f"port {port:#x} ({dev})", kind="data", what=self.what,
+                              write=False))
+        return 0
+
+    def _on_port_out(self, uc, port, size, value, _user):
+        dev = self._port_device(port, size)
+        if dev is None:                              # unassigned (or a dummy): dropped
+            return
+        self._stop(Unmodelled(f"port {port:#x} ({dev})", kind="data", what=self.what,
+                              write=True))
 
     def _on_intr(self, uc, intno, _user):
         import unicorn.x86_const as X

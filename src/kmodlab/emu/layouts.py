@@ -63,6 +63,10 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "crypto_shash": {"descsize": 0, "base": 8},
         "crypto_queue": {"list": 0, "backlog": 16, "qlen": 24, "max_qlen": 28, "sizeof": 32},
     },
+    "resource": {
+        "resource": {"start": 0, "end": 8, "name": 16, "flags": 24, "desc": 32, "parent": 40,
+                     "sibling": 48, "child": 56, "sizeof": 64},
+    },
     "rbtree": {
         "rb_node": {"__rb_parent_color": 0, "rb_right": 8, "rb_left": 16, "sizeof": 24},
         "rb_root": {"rb_node": 0, "sizeof": 8},
@@ -216,7 +220,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
 
 # files whose models read every offset from the running profile (see the module docstring)
 PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto",
-                                         "arch", "proc", "rbtree", "dmi"})
+                                         "arch", "proc", "rbtree", "dmi", "resource"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

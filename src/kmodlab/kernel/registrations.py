@@ -16,6 +16,9 @@ rmmod's exit must empty again.  As the kernel renders them:
   uses).
 - ``/proc/misc`` (drivers/char/misc.c ``misc_seq_show``): "%3i %s", newest first
   (misc_register adds at the head of ``misc_list``).
+- ``/proc/ioports``, ``/proc/iomem`` (kernel/resource.c ``r_show``, as root reads them): the
+  resource trees, the booted kernel's nodes (read through /proc/kcore) and what modules
+  requested (emu/models/resource.py).
 - ``/sys/bus`` and ``/sys/bus/<bus>/drivers``: the buses, and each one's drivers.
 
 A release with no boot record uses the one of the same version and flavour (6.1.0-57-amd64 →
@@ -32,7 +35,7 @@ from ..profile import DATA_DIR
 
 FS_REQUIRES_DEV = 1
 CHRDEV_MAJOR_MAX = BLKDEV_MAJOR_MAX = 512
-FILES = ("/proc/filesystems", "/proc/devices", "/proc/misc")
+FILES = ("/proc/filesystems", "/proc/devices", "/proc/misc", "/proc/ioports", "/proc/iomem")
 _RELEASE = re.compile(r"^(\d+\.\d+)\.[^-]+(?:-\d+)?-(.+)$")
 
 
@@ -112,6 +115,54 @@ def proc_misc(m) -> str:
     return "".join(reversed(mine)) + "".join(boot_views(m.profile.release)["/proc/misc"])
 
 
+# --- /proc/ioports, /proc/iomem (kernel/resource.c) -------------------------------------------
+# the roots as kernel/resource.c defines them: name, start, end, flags (IORESOURCE_IO / _MEM)
+RESOURCE_ROOTS = {"ioport": ("ioport_resource", "PCI IO", 0, 0xFFFF, 0x100),
+                  "iomem": ("iomem_resource", "PCI mem", 0, (1 << 64) - 1, 0x200)}
+
+
+def _resource_node(raw: list) -> dict:
+    start, end, name, flags, desc, kids, addr = raw
+    return {"s": start, "e": end, "n": name, "f": flags, "d": desc, "a": addr,
+            "c": [_resource_node(k) for k in kids]}
+
+
+def boot_resources(release: str, export_addr) -> dict:
+    """Both trees as the booted kernel left them (emu/models/resource.py's node form);
+    LookupError if the release's boot record has none."""
+    rec = boot_views(release).get("resources")
+    if rec is None:
+        raise LookupError(f"no boot resource tree recorded for {release}")
+    return {key: {"s": start, "e": end, "n": name, "f": flags, "d": 0,
+                  "a": export_addr(export), "c": [_resource_node(k) for k in rec[key]]}
+            for key, (export, name, start, end, flags) in RESOURCE_ROOTS.items()}
+
+
+def proc_resources(m, key: str) -> str:
+    """/proc/ioports or /proc/iomem as root reads them (kernel/resource.c r_show): every node
+    under the root depth-first, two spaces a level (the indent stops at MAX_IORES_LEVEL, 5),
+    "%0*llx-%0*llx : %s", width 4 for a root ending below 0x10000 (ioport), else 8."""
+    trees = m.emu_state.get("resources")
+    if trees is None:
+        try:
+            trees = boot_resources(m.profile.release,
+                                   lambda n: getattr(m.profile.exports.get(n), "addr", 0))
+        except LookupError as e:
+            raise OSError(E.ENOENT, f"/proc/{'ioports' if key == 'ioport' else 'iomem'}: "
+                                    f"{e}") from None
+    tree = trees[key]
+    width = 4 if tree["e"] < 0x10000 else 8
+    out: list[str] = []
+
+    def walk(nodes, depth):
+        for n in nodes:
+            out.append(f"{'  ' * min(depth, 5)}{n['s']:0{width}x}-{n['e']:0{width}x} : "
+                       f"{n['n']}\n")
+            walk(n["c"], depth + 1)
+    walk(tree["c"], 0)
+    return "".join(out)
+
+
 # --- /sys/bus -----------------------------------------------------------------------------------
 def buses(m) -> list[str]:
     return sorted(set(boot_views(m.profile.release)["buses"]) | set(_state(m, "driver", "bus")))
@@ -134,6 +185,8 @@ def read(m, path: str) -> bytes | None:
         return proc_devices(m).encode()
     if path == "/proc/misc":
         return proc_misc(m).encode()
+    if path in ("/proc/ioports", "/proc/iomem"):
+        return proc_resources(m, path[6:].rstrip("s")).encode()
     parts = path.split("/")
     if path == "/sys/bus" or (parts[1:3] == ["sys", "bus"] and len(parts) <= 5):
         listdir(m, path)                          # ENOENT for what is not there

@@ -8,7 +8,7 @@ Two uses:
   a fact of one kernel build that no package file holds, so it is read off the real kernel right
   after boot and kept as ``profile/data/boot-views-<release>.json``::
 
-      python3 -m kmodlab.oracle.views record [--release REL]     # boots REL once (~25 s)
+      python3 -m kmodlab.oracle.views record [--release REL]     # boots REL twice (~50 s)
       python3 -m kmodlab.oracle.views cpu [--release REL]        # boot_cpu_data, totalram
 
   The oracle's own initramfs has loaded the 9p stack by then (virtio_ring … 9p); what those
@@ -78,11 +78,65 @@ def record(release: str | None = None) -> Path:
     snap = r.json("snap.json")
     data = {"about": "What this kernel registered while booting, read under QEMU right after "
                      "boot by kmodlab.oracle.views (regenerate: python3 -m kmodlab.oracle.views "
-                     f"record --release {prep.release}); the oracle's 9p stack left out.",
+                     f"record --release {prep.release}); the oracle's 9p stack left out, but "
+                     "for the resource trees (ioport, iomem: [start, end, name, flags, desc, "
+                     "children, address]), which keep its virtio-pci claims.",
             "release": prep.release, **boot_entries(snap)}
+    res = boot_resources(release)
+    data["resources"] = {k: res[k] for k in ("ioport", "iomem")}
     out = DATA_DIR / f"boot-views-{prep.release}.json"
     out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     return out
+
+
+RESOURCE_FIELDS = ("start", "end", "name", "flags", "desc", "sibling", "child")
+
+
+def resource_tree(kcore, root: int, off: dict, depth: int = 0) -> list:
+    """The children of the struct resource at ``root``, walked through /proc/kcore (guest
+    side): ``[start, end, name, flags, desc, children, address]`` each, in the kernel's
+    sibling order."""
+    import struct as st
+    out = []
+    node = st.unpack("<Q", kcore.read(root + off["child"], 8))[0]
+    while node and len(out) < 10000:
+        def u64(m):
+            return st.unpack("<Q", kcore.read(node + off[m], 8))[0]
+        name_p = u64("name")
+        name = ""
+        if name_p:
+            raw = b""
+            for i in range(8):                           # names are short; read 32 at a time
+                try:
+                    chunk = kcore.read(name_p + 32 * i, 32)
+                except OSError:
+                    break
+                raw += chunk
+                if b"\0" in chunk:
+                    break
+            name = raw.split(b"\0", 1)[0].decode("latin-1")
+        kids = resource_tree(kcore, node, off, depth + 1) if depth < 16 else []
+        out.append([u64("start"), u64("end"), name, u64("flags"), u64("desc"), kids, node])
+        node = u64("sibling")
+    return out
+
+
+def boot_resources(release: str | None = None) -> dict:
+    """ioport_resource's and iomem_resource's trees right after boot (with each node's flags:
+    IORESOURCE_BUSY tells a request_region from a bridge window), read through /proc/kcore of
+    a guest booted ``nokaslr``."""
+    from ..profile import find_profile, read_profile_file
+    from . import qemu
+    prep = qemu.prepare(release)
+    prof = read_profile_file(find_profile(prep.release))
+    off = {m: prof.structs["resource"][m] for m in RESOURCE_FIELDS}
+    roots = {k: prof.exports[f"{k}_resource"].addr for k in ("ioport", "iomem")}
+    args = json.dumps({"off": off, "roots": roots})
+    script = ('"$PYTHON" -S -m kmodlab.oracle.views resources "$OUT/res.json" '
+              f"'{args}'\n")
+    r = qemu.run_in_guest(script, timeout=300, release=release, append="nokaslr").check()
+    got = r.json("res.json")
+    return {"release": prep.release, **got}
 
 
 def boot_cpu(release: str | None = None) -> tuple[bytes, int]:
@@ -109,6 +163,14 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["record"]:
         rel = sys.argv[sys.argv.index("--release") + 1] if "--release" in sys.argv else None
         print(record(rel))
+        sys.exit(0)
+    if sys.argv[1:2] == ["resources"]:                    # guest side
+        from kmodlab.oracle.mass import Kcore
+        a = json.loads(sys.argv[3])
+        k = Kcore()
+        Path(sys.argv[2]).write_text(json.dumps(
+            {"modules": [ln.split(" ", 1)[0] for ln in _read("/proc/modules").splitlines()],
+             **{name: resource_tree(k, root, a["off"]) for name, root in a["roots"].items()}}))
         sys.exit(0)
     if sys.argv[1:2] == ["cpu"]:
         rel = sys.argv[sys.argv.index("--release") + 1] if "--release" in sys.argv else None
