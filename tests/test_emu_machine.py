@@ -165,3 +165,21 @@ def test_a_release_without_recorded_cpu_stops_by_name():
         _model_name, what, kernel_version = "x86_match_cpu", "init", (6, 6, 0)
     with pytest.raises(Unmodelled, match="booted CPU of this kernel release"):
         arch._cpu_field(E(), "x86")
+
+
+def test_trace_decodes_arguments(machine_dir):
+    """--trace: strings by their text (a KERN_<LEVEL> prefix escaped), pointers into the
+    kernel or the module by symbol, small numbers in decimal, errors by name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    ko = Path(__file__).resolve().parents[1] / "examples" / "hello.ko"
+    p = subprocess.run([sys.executable, "-m", "kmodlab", "insmod", "--trace", str(ko),
+                        "who=world"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout + p.stderr
+    assert '_printk("\\0016hello: hello, %s!\\n") = 20' in out, out
+    assert 'snprintf(' in out and ', 64, "hello %s x%d") = 14' in out, out
+    from kmodlab.emu.emulator import _show_ret
+    assert _show_ret((1 << 64) - 19) == "-ENODEV" and _show_ret((1 << 32) - 12) == "-ENOMEM"
+    assert _show_ret(0x14) == "20" and _show_ret(0xFFFF888100000020) == "0xffff888100000020"

@@ -68,6 +68,22 @@ ARG_REGS = ("RDI", "RSI", "RDX", "RCX", "R8", "R9")
 MASK64 = (1 << 64) - 1
 
 
+_C_ESC = {1: "\\001", 9: "\\t", 10: "\\n", 34: '\\"', 92: "\\\\"}
+
+
+def _show_ret(v: int) -> str:
+    """A return value: -ERRNO by name for the kernel's error range (int or ERR_PTR)."""
+    import errno as _e
+    for bits in (64, 32):
+        x = v & ((1 << bits) - 1)
+        if x >= (1 << bits) - 4095:
+            n = (1 << bits) - x
+            name = _e.errorcode.get(n)
+            if name:
+                return f"-{name}"
+    return str(v) if v < 0x10000 else f"{v:#x}"
+
+
 @dataclass
 class CallRecord:
     """One kernel function the module called: what ``--trace``/``--json`` show."""
@@ -76,10 +92,11 @@ class CallRecord:
     ret: int | None            # rax as the model returned it (None for void functions)
     caller: int                # the return address (where in the module the call came from)
     note: str = ""             # model-specific detail, e.g. the rendered printk text
+    shown: tuple[str, ...] = ()   # --trace: each argument decoded when the call was made
 
     def render(self, symbolize: Callable[[int], str] | None = None) -> str:
-        args = ", ".join(f"{a:#x}" for a in self.args)
-        ret = "" if self.ret is None else f" = {self.ret:#x}"
+        args = ", ".join(self.shown) if self.shown else ", ".join(f"{a:#x}" for a in self.args)
+        ret = "" if self.ret is None else f" = {_show_ret(self.ret)}"
         where = symbolize(self.caller) if symbolize else f"{self.caller:#x}"
         note = f"  ; {self.note!r}" if self.note else ""
         return f"{where}: {self.name}({args}){ret}{note}"
@@ -592,11 +609,13 @@ class Emulator:
                 self.calls.append(CallRecord(m.name, (), None, caller))
                 return
             args = tuple(self.arg(i) for i in range(m.nargs))
+            shown = tuple(self.show_arg(a) for a in args) if self.trace else ()
             self._note = ""
             ret = m.fn(self, *args)
         finally:
             self._in_model = False
-        rec = CallRecord(m.name, args, None if ret is None else ret & MASK64, caller, self._note)
+        rec = CallRecord(m.name, args, None if ret is None else ret & MASK64, caller, self._note,
+                         shown)
         self.calls.append(rec)
         if self.trace:
             self.trace_log.append(rec.render(self.symbol))
@@ -796,6 +815,31 @@ class Emulator:
             if near:
                 return near
         return f"{addr:#x}"
+
+    def show_arg(self, v: int) -> str:
+        """An argument as --trace shows it: a printable string a pointer points at, quoted; a
+        pointer into the kernel image or a module by symbol; a small number in decimal; any
+        other value in hex."""
+        v &= MASK64
+        if v < 0x10000:
+            return str(v)
+        if v >= (1 << 64) - 4095:
+            return str(v - (1 << 64))
+        if MODULES_VADDR <= v or HEAP_BASE <= v < HEAP_BASE + (1 << 40):
+            try:
+                raw = self.cstr(v, 81)
+            except EmuError:
+                raw = None
+            body = raw[2:] if raw and raw[:1] == b"\x01" else raw   # a KERN_<LEVEL> prefix
+            fill = raw is not None and len(raw) > 8 and len(set(raw)) == 1   # poison, padding
+            if raw is not None and 0 < len(raw) <= 80 and not fill and \
+                    all(32 <= c < 127 or c in (9, 10) for c in body):
+                return '"' + "".join(_C_ESC.get(c, chr(c)) for c in raw) + '"'
+        if KERNEL_IMAGE_START <= v < KERNEL_IMAGE_END or MODULES_VADDR <= v:
+            sym = self.symbol(v).split("/", 1)[0]
+            if not sym.startswith("0x"):
+                return "&" + sym.replace("+0x0 ", " ").removesuffix("+0x0")
+        return f"{v:#x}"
 
     # ------------------------------------------------------------------ helpers for models
     def arg(self, i: int) -> int:
