@@ -183,3 +183,63 @@ def test_trace_decodes_arguments(machine_dir):
     from kmodlab.emu.emulator import _show_ret
     assert _show_ret((1 << 64) - 19) == "-ENODEV" and _show_ret((1 << 32) - 12) == "-ENOMEM"
     assert _show_ret(0x14) == "20" and _show_ret(0xFFFF888100000020) == "0xffff888100000020"
+
+
+@pytest.mark.parametrize("mod,errno,line", [
+    ("sha256_ssse3", 0, None),           # cpu_has_xfeatures(SSE|YMM): the guest has AVX
+    ("hv_vmbus", ENODEV, None),          # not on Hyper-V: x86_hyper_type is native
+    ("libnvdimm", 0, None),              # guid_parse of its known GUIDs
+    ("dell_wmi_aio", 6, "dell_wmi_aio: No known WMI GUID found"),
+])
+def test_machine_answers_as_the_real_guest(kernel, machine, tree, mod, errno, line):
+    """Each module's errno and log line as the real 6.1 kernel gave them in the QEMU mass run."""
+    r = _insmod(kernel, tree, mod)
+    assert r.errno == errno, r.reason
+    if line:
+        assert line in r.log
+
+
+LIB_SRC = r'''
+typedef struct { unsigned char b[16]; } guid_t;
+int guid_parse(const char *, guid_t *); int uuid_parse(const char *, guid_t *);
+char *bin2hex(char *, const void *, unsigned long);
+unsigned int make_kuid(void *, unsigned int);
+extern char init_user_ns[];
+int cpu_has_xfeatures(unsigned long, const char **);
+guid_t g, u; char hex[9]; const char *missing;
+long f(void) {
+    int a = guid_parse("00112233-4455-6677-8899-aabbccddeeff", &g);
+    int b = uuid_parse("00112233-4455-6677-8899-AABBCCDDEEFF", &u);
+    int c = guid_parse("00112233-4455-6677-8899-aabbccddeef", &u);     /* 35 chars */
+    char *end = bin2hex(hex, g.b, 4);
+    int k = make_kuid(init_user_ns, 1000) == 1000;
+    int x = cpu_has_xfeatures(0x6, 0) * 10 + cpu_has_xfeatures(0xe0, &missing);
+    return (a == 0) * 100000 + (b == 0) * 10000 + (c == -22) * 1000 + (end == hex + 8) * 100
+           + k * 10 + (x == 10);
+}'''
+
+
+@needs_gcc
+def test_lib_functions():
+    ex = _exports(("guid_parse", 0xFFFFFFFF81600000), ("uuid_parse", 0xFFFFFFFF81600100),
+                  ("bin2hex", 0xFFFFFFFF81600200), ("make_kuid", 0xFFFFFFFF81600300),
+                  ("cpu_has_xfeatures", 0xFFFFFFFF81600400),
+                  ("init_user_ns", 0xFFFFFFFF83A00000, "data"))
+    ret, _log, emu, b = run(LIB_SRC, ex)         # a bare emulator: Linux 6.1's booted CPU
+    assert ret == 111111
+    assert emu.read(b.syms["g"], 16) == bytes.fromhex("33221100554477668899aabbccddeeff")
+    assert emu.read(b.syms["u"], 16) == bytes.fromhex("00112233445566778899aabbccddeeff")
+    assert emu.read(b.syms["hex"], 8) == b"33221100"
+    assert emu.cstr(emu.read_u(b.syms["missing"], 8)) == b"AVX-512 ZMM_Hi256"
+
+
+def test_random_is_a_stream_of_the_machine():
+    from kmodlab.emu.models.random import random_bytes
+
+    class E:
+        def __init__(self, boot_id):
+            self.state, self.kernel = {}, type("M", (), {"boot_id": boot_id})()
+    a, b = E("x"), E("x")
+    assert random_bytes(a, 40) == random_bytes(b, 40)          # same machine, same history
+    assert random_bytes(a, 40) != random_bytes(E("x"), 40)     # the stream moves on
+    assert random_bytes(E("y"), 16) != random_bytes(E("x"), 16)

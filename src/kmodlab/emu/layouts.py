@@ -154,7 +154,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "pernet_operations": {"list": 0, "init": 16, "pre_exit": 24, "exit": 32,
                               "exit_batch": 40, "exit_batch_rtnl": 48, "exit_rtnl": None,
                               "id": 56, "size": 64},
-        "net": {"exit_list": 48, "gen": 3144},
+        "net": {"exit_list": 48, "user_ns": 88, "gen": 3144},
         "net_generic": {"ptr": 0, "sizeof": 24},
         "netdev_notifier_info": {"dev": 0, "extack": 8, "sizeof": 16},
         "proto": {"inuse_idx": 224, "slab": 344, "obj_size": 352, "slab_flags": 356,

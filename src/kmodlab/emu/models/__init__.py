@@ -16,7 +16,8 @@ proc.py (fs/proc: procfs entries, sysctl tables), shrinker.py (mm/vmscan.c), tex
 module.py (kernel/module/main.c: module references), arch.py (the booted machine: CPUs, ACPI,
 Xen), bitmap.py (lib/find_bit.c), block.py
 (block/genhd.c: block majors), dmi.py (drivers/firmware/dmi_scan.c), netlink.py
-(net/netlink/af_netlink.c: kernel sockets), rbtree.py (lib/rbtree.c: tree walks), resource.py
+(net/netlink/af_netlink.c: kernel sockets), random.py (drivers/char/random.c),
+uuid.py (lib/uuid.c), userns.py (kernel/user_namespace.c, bin2hex), rbtree.py (lib/rbtree.c: tree walks), resource.py
 (kernel/resource.c: I/O ports and memory regions), netsched.py (net/sched: qdiscs, classifiers, actions),
 percpu.py (mm/percpu.c: dynamic per-CPU memory), inet.py (net/ipv4/inet_fragment.c, udp_tunnel_nic_ops), edac.py
 (edac_op_state).
@@ -24,5 +25,6 @@ percpu.py (mm/percpu.c: dynamic per-CPU memory), inet.py (net/ipv4/inet_fragment
 from . import (arch, bitmap, block, crc, crypto, dmi, driver, edac, fs, inet,  # noqa: F401
                input, kmod, kobject, leds, locking, mempool, module, net, netlink, netsched,
                notifier, page,
-               percpu, printk, proc, rbtree, resource, sched, shrinker, slab, string, textsearch, thunks,
+               percpu, printk, proc, random, rbtree, resource, sched, shrinker, slab, string, textsearch,
+               thunks, userns, uuid,
                time, timer, vsprintf, workqueue)

@@ -190,3 +190,79 @@ def si_meminfo(emu, val):
                          ("bufferram", buffers, 8), ("totalhigh", 0, 8), ("freehigh", 0, 8),
                          ("mem_unit", PAGE_SIZE, 4)):
         emu.write_u(val + o["sysinfo", member], n, v)
+
+
+# --- XSAVE state components (arch/x86/kernel/fpu/xstate.c) ------------------------------------
+# Both guests print "x86/fpu: Enabled xstate features 0x21f" at boot: x87, SSE, AVX, the two MPX
+# components and PKRU (no AVX-512, no AMX).  The names of components 0-10 are the same in 6.1
+# and 6.12 (xfeature_names[]); a module asking about a higher one stops by name.
+XSTATE_MAX_FEATURES = 0x21F
+XFEATURE_NAMES = ("x87 floating point registers", "SSE registers", "AVX registers",
+                  "MPX bounds registers", "MPX CSR", "AVX-512 opmask", "AVX-512 Hi256",
+                  "AVX-512 ZMM_Hi256", "Processor Trace (unused)",
+                  "Protection Keys User registers", "PASID state")
+X86_FEATURE_XSAVE = 4 * 32 + 26
+
+
+def _kernel_string(emu, text: str) -> int:
+    """A string constant of the kernel's own (rodata), at a stable address of the emulator."""
+    strings = emu.__dict__.setdefault("_kstrings", {})
+    a = strings.get(text)
+    if a is None:
+        raw = text.encode() + b"\0"
+        a = strings[text] = emu.priv_alloc(len(raw), 8)
+        emu.write(a, raw)
+    return a
+
+
+@model("cpu_has_xfeatures")
+def cpu_has_xfeatures(emu, needed, feature_name):
+    """1 if every component in ``needed`` is enabled; else 0 and, if ``feature_name`` is not
+    NULL, *feature_name = the highest missing component's name ("XSAVE" without XSAVE)."""
+    if not cpu_has(emu, X86_FEATURE_XSAVE):
+        name = "XSAVE"
+    else:
+        missing = needed & ~XSTATE_MAX_FEATURES & ((1 << 64) - 1)
+        if not missing:
+            return 1
+        idx = missing.bit_length() - 1
+        if idx >= len(XFEATURE_NAMES):
+            from ..errors import Unmodelled
+            raise Unmodelled(f"cpu_has_xfeatures (component {idx}'s name differs by release)",
+                             what=emu.what)
+        name = XFEATURE_NAMES[idx]
+    if feature_name:
+        emu.write_u(feature_name, 8, _kernel_string(emu, name))
+    emu.note(f"missing {name}")
+    return 0
+
+
+# --- hypervisors (arch/x86/kernel/cpu/hypervisor.c, arch/x86/hyperv) -----------------------------
+# QEMU's TCG sets CPUID's hypervisor bit but answers no hypervisor's signature that the kernel
+# knows (neither guest logs "Hypervisor detected"): x86_hyper_type is X86_HYPER_NATIVE.
+X86_HYPER_NATIVE, X86_HYPER_MS_HYPERV = 0, 2
+
+
+@data("x86_hyper_type", 4)
+def x86_hyper_type(emu) -> bytes:
+    return _u(X86_HYPER_NATIVE, 4)
+
+
+@model("hv_is_hyperv_initialized")
+def hv_is_hyperv_initialized(emu):
+    return 0                          # x86_hyper_type != X86_HYPER_MS_HYPERV: false
+
+
+# --- ACPI _OSI (drivers/acpi/osi.c) --------------------------------------------------------------
+# acpi_gbl_osi_data rises only when the firmware's AML asks _OSI about a Windows release; QEMU's
+# DSDT (both guests: 6,476 bytes, no "_OSI" in it) never does, so it stays 0.
+@model("acpi_osi_is_win8")
+def acpi_osi_is_win8(emu):
+    return 0
+
+
+# --- the virtual terminal (drivers/tty/vt/vt.c) --------------------------------------------------
+@data("fg_console", 4)
+def fg_console(emu) -> bytes:
+    """The foreground VT: console 0, the only one the oracle's guest has (no VT switch)."""
+    return _u(0, 4)

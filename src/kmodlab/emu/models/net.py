@@ -258,6 +258,12 @@ def _unregister_pernet(emu, ops: int) -> None:
     _pernet(emu).remove(entries[0])
 
 
+@data_field("init_net", 88, 8, member=("net", "user_ns"))
+def init_net_user_ns(emu) -> bytes:
+    """init_net.user_ns (6.1: 88): the initial user namespace, &init_user_ns."""
+    return (emu.export_addr("init_user_ns") or 0).to_bytes(8, "little")
+
+
 @data_field("init_net", 48, 16, member=("net", "exit_list"))
 def init_net_exit_list(emu) -> bytes:
     """init_net.exit_list (6.1: 48): on no list (zero) but while unregister_pernet_operations

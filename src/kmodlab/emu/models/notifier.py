@@ -111,7 +111,35 @@ for _chain, (_reg, _unreg) in {
         "vt": ("register_vt_notifier", "unregister_vt_notifier"),
         "inetaddr": ("register_inetaddr_notifier", "unregister_inetaddr_notifier"),
         "inet6addr": ("register_inet6addr_notifier", "unregister_inet6addr_notifier"),
-        "netevent": ("register_netevent_notifier", "unregister_netevent_notifier")}.items():
+        "netevent": ("register_netevent_notifier", "unregister_netevent_notifier"),
+        # net/switchdev/switchdev.c: no switchdev port exists, so no event is ever raised
+        "switchdev": ("register_switchdev_notifier", "unregister_switchdev_notifier"),
+        "switchdev_blocking": ("register_switchdev_blocking_notifier",
+                               "unregister_switchdev_blocking_notifier")}.items():
     _r, _u = _kernel_chain(_chain)
     model(_reg)(_r)
     model(_unreg)(_u)
+
+
+# net/ipv4/nexthop.c: register_nexthop_notifier(net, nb, extack) first replays the namespace's
+# nexthops to the block (none exist on the sandbox machine: no routes were ever added), then
+# joins net->nexthop.notifier_chain (a blocking chain: the duplicate warning and -EEXIST apply).
+_nh_register, _nh_unregister = _kernel_chain("nexthop")
+
+
+def _init_net_only(emu, net: int, fn: str) -> None:
+    if net != emu.export_addr("init_net"):
+        from ..errors import Unmodelled
+        raise Unmodelled(f"{fn} (a network namespace other than init_net)", what=emu.what)
+
+
+@model("register_nexthop_notifier")
+def register_nexthop_notifier(emu, net, nb, extack):
+    _init_net_only(emu, net, "register_nexthop_notifier")
+    return _nh_register(emu, nb)
+
+
+@model("unregister_nexthop_notifier")
+def unregister_nexthop_notifier(emu, net, nb):
+    _init_net_only(emu, net, "unregister_nexthop_notifier")
+    return _nh_unregister(emu, nb)

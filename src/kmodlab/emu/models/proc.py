@@ -231,6 +231,19 @@ def proc_create_single_data(emu, name, mode, parent, show, data):
     return pde
 
 
+# fs/proc/proc_net.c: the /proc/net files (``parent`` is a namespace's proc_net directory,
+# init_net's above).  Their proc_ops are the kernel's static proc_net_seq_ops and
+# proc_net_single_ops, which no module reads: not written (0) in the sandbox.
+@model("proc_create_net_data")
+def proc_create_net_data(emu, name, mode, parent, ops, state_size, data):
+    return proc_create_seq_private(emu, name, mode, parent, ops, state_size, data)
+
+
+@model("proc_create_net_single")
+def proc_create_net_single(emu, name, mode, parent, show, data):
+    return proc_create_single_data(emu, name, mode, parent, show, data)
+
+
 @model("proc_set_size")
 def proc_set_size(emu, de, size):
     """fs/proc/generic.c: the size its inode will report (``de->size``, a loff_t)."""
