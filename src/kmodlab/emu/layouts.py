@@ -216,11 +216,41 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "work_struct": {"data": 0, "entry": 8, "func": 24, "sizeof": 32},
         "delayed_work": {"work": 0, "timer": 32, "wq": 72, "cpu": 80, "sizeof": 88},
     },
+    "transport": {
+        "list_head": {"next": 0, "prev": 8},
+        "transport_class": {"class": 0, "setup": 120, "remove": 136, "sizeof": 144},
+        "anon_transport_class": {"tclass": 0, "container": 144, "sizeof": 240},
+        "attribute_container": {"node": 0, "containers": 16, "class": 56, "flags": 88},
+        "klist": {"k_lock": 0, "k_list": 8},
+    },
+    "tty": {
+        "tty_driver": {"kref": 0, "cdevs": 8, "owner": 16, "driver_name": 24, "name": 32,
+                       "name_base": 40, "major": 44, "minor_start": 48, "num": 52,
+                       "flags": 104, "proc_entry": 112, "ttys": 128, "ports": 136,
+                       "termios": 144, "ops": 160, "tty_drivers": 168, "sizeof": 184},
+        "tty_operations": {"proc_show": 264},
+        "tty_ldisc_ops": {"num": 8},
+        "ktermios": {"sizeof": 44},
+        "cdev": {"owner": 64},
+        "device": {"parent": 64, "devt": 660, "sizeof": 752},
+    },
+    "backing_dev": {
+        # "last_bdp_sleep" is 6.12's (Linux 6.8+: None in 6.1)
+        "backing_dev_info": {"bdi_list": 32, "ra_pages": 48, "io_pages": 56, "refcnt": 64,
+                             "capabilities": 68, "min_ratio": 72, "max_ratio": 76,
+                             "max_prop_frac": 80, "last_bdp_sleep": None, "wb": 96,
+                             "wb_list": 904, "wb_waitq": 1008, "dev": 1032, "dev_name": 1040,
+                             "owner": 1104, "sizeof": 1160},
+        "bdi_writeback": {"state": 8},
+        "wait_queue_head": {"lock": 0, "head": 8},
+        "device": {"sizeof": 752},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
-PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto",
-                                         "arch", "proc", "rbtree", "dmi", "resource"})
+PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto", "arch",
+                                         "proc", "rbtree", "dmi", "resource", "transport", "tty",
+                                         "backing_dev"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {
