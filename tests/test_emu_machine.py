@@ -243,3 +243,35 @@ def test_random_is_a_stream_of_the_machine():
     assert random_bytes(a, 40) == random_bytes(b, 40)          # same machine, same history
     assert random_bytes(a, 40) != random_bytes(E("x"), 40)     # the stream moves on
     assert random_bytes(E("y"), 16) != random_bytes(E("x"), 16)
+
+
+def test_static_keys_rewrite_the_modules_sites(kernel, machine, tree):
+    """poly1305-x86_64's init enables its own keys (poly1305_use_avx, _avx2 on this CPU):
+    every site of an enabled key becomes JMP where the branch is not the key's default, NOP
+    where it is, and the module goes LIVE as on the real kernel."""
+    r = _insmod(kernel, tree, "poly1305_x86_64")
+    assert r.errno == 0, r.reason
+    mod = next(m for m in machine.modules if m.name == "poly1305_x86_64")
+    base, count = mod.jump_entries
+    assert count > 0
+    mm = machine.mm
+    seen = 0
+    for i in range(count):
+        e = base + 16 * i
+        s32 = lambda a: int.from_bytes(mm.read(a, 4), "little", signed=True)  # noqa: E731
+        code, target = e + s32(e), e + 4 + s32(e + 4)
+        raw = (e + 8 + int.from_bytes(mm.read(e + 8, 8), "little", signed=True)) % (1 << 64)
+        key = raw & ~3
+        if not mod.contains(key) or not mod.contains(code):
+            continue
+        enabled = int.from_bytes(mm.read(key, 4), "little") > 0
+        insn = mm.read(code, 5)
+        jmp = enabled ^ bool(raw & 1)
+        if insn[:1] == b"\xe9":
+            assert jmp and code + 5 + int.from_bytes(insn[1:5], "little", signed=True) == target
+        elif insn[:1] == b"\xeb":
+            assert jmp and code + 2 + int.from_bytes(insn[1:2], "little", signed=True) == target
+        else:
+            assert not jmp and (insn == b"\x0f\x1f\x44\x00\x00" or insn[:2] == b"\x66\x90")
+        seen += enabled
+    assert seen > 0                       # at least one key was enabled by init

@@ -245,12 +245,16 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "wait_queue_head": {"lock": 0, "head": 8},
         "device": {"sizeof": 752},
     },
+    "jump_label": {
+        "static_key": {"enabled": 0, "type": 8, "sizeof": 16},
+        "jump_entry": {"code": 0, "target": 4, "key": 8, "sizeof": 16},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
 PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto", "arch",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
-                                         "backing_dev"})
+                                         "backing_dev", "jump_label"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

@@ -23,7 +23,7 @@ percpu.py (mm/percpu.c: dynamic per-CPU memory), inet.py (net/ipv4/inet_fragment
 (edac_op_state).
 """
 from . import (arch, backing_dev, bitmap, block, crc, crypto, dmi, driver, edac, fs, inet,  # noqa: F401
-               input, kmod, kobject, leds, locking, mempool, module, net, netlink, netsched,
-               notifier, page, percpu, printk, proc, random, rbtree, resource, sched, shrinker,
-               slab, string, textsearch, thunks, time, timer, transport, tty, userns, uuid,
-               vsprintf, workqueue)
+               input, jump_label, kmod, kobject, leds, locking, mempool, module, net, netlink,
+               netsched, notifier, page, percpu, printk, proc, random, rbtree, resource, sched,
+               shrinker, slab, string, textsearch, thunks, time, timer, transport, tty, userns,
+               uuid, vsprintf, workqueue)

@@ -193,6 +193,7 @@ class Module:
     srcversion: str | None = None
     percpu: int = 0
     percpu_size: int = 0
+    jump_entries: list[int] = field(default_factory=lambda: [0, 0])   # __jump_table: addr, count
     using_gplonly_symbols: bool = False
     sig_ok: bool = False
     filename: str = ""

@@ -350,6 +350,9 @@ class ModSections:
     gpl_crcs: int = 0
 
 
+JUMP_ENTRY_SIZE = 16                          # struct jump_entry {s32 code, target; long key}
+
+
 def find_module_sections(m, info: LoadInfo, mod: Module) -> ModSections:
     f = lambda name: info.find_sec(name, elf.SHF_ALLOC)
     ms = ModSections(kp=f("__param"), syms=f("__ksymtab"), crcs=f("__kcrctab"),
@@ -358,6 +361,9 @@ def find_module_sections(m, info: LoadInfo, mod: Module) -> ModSections:
         raise LoadError(EINVAL, "find_module_sections", f"{mod.name}: has both .ctors and .init_array.")
     if f("__obsparm"):
         m.printk(KERN_WARNING, f"{mod.name}: Ignoring obsolete parameters")
+    jt = f("__jump_table")                    # mod->jump_entries, num_jump_entries
+    if jt:
+        mod.jump_entries = [info.sechdrs[jt].addr, info.sechdrs[jt].size // JUMP_ENTRY_SIZE]
     return ms
 
 
