@@ -249,12 +249,40 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "static_key": {"enabled": 0, "type": 8, "sizeof": 16},
         "jump_entry": {"code": 0, "target": 4, "key": 8, "sizeof": 16},
     },
+    "device": {
+        "device": {"kobj.name": 0, "kobj.entry": 8, "kobj.parent": 24, "kobj.kref": 56,
+                   "kobj.state_initialized": [480, 1], "kobj.state_in_sysfs": [481, 1],
+                   "kobj.state_add_uevent_sent": [482, 1],
+                   "kobj.state_remove_uevent_sent": [483, 1], "kobj.uevent_suppress": [484, 1],
+                   "parent": 64, "p": 72, "init_name": 80, "type": 88, "bus": 96,
+                   "driver": 104, "driver_data": 120, "mutex": 128, "links.suppliers": 160,
+                   "links.consumers": 176, "links.defer_sync": 192, "links.status": 208,
+                   "dma_pools": 616, "numa_node": 656, "devt": 660, "id": 664,
+                   "devres_lock": 668, "devres_head": 672, "class": 688, "groups": 696,
+                   "release": 704, "sizeof": 752},
+        "device_private": {"sizeof": 216},
+        "device_type": {"name": 0, "groups": 8, "uevent": 16, "devnode": 24, "release": 32},
+        "class": {"name": 0, "dev_groups": 24, "dev_uevent": 40, "devnode": 48,
+                  "dev_release": 64, "ns_type": 80},
+        "bus_type": {"name": 0, "dev_name": 8, "dev_root": 16, "dev_groups": 32, "match": 48,
+                     "uevent": 56},
+        "class_interface": {"add_dev": 24, "remove_dev": 32},
+        "mutex": {"wait_list": 16},
+        "notifier_block": {"notifier_call": 0},
+        "kobj_uevent_env": {"envp": 24, "envp_idx": 536, "buf": 540, "buflen": 2588,
+                            "sizeof": 2592},
+        "device_attribute": {"attr.name": 0, "attr.mode": 8, "show": 16, "store": 24},
+        "kobject": {"name": 0, "parent": 24, "kset": 32, "state_add_uevent_sent": [482, 1],
+                    "state_remove_uevent_sent": [483, 1], "uevent_suppress": [484, 1]},
+        "kset": {"kobj": 24, "uevent_ops": 88},
+        "kset_uevent_ops": {"filter": 0, "name": 8, "uevent": 16},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
 PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto", "arch",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
-                                         "backing_dev", "jump_label"})
+                                         "backing_dev", "jump_label", "device"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

@@ -22,8 +22,8 @@ uuid.py (lib/uuid.c), userns.py (kernel/user_namespace.c, bin2hex), rbtree.py (l
 percpu.py (mm/percpu.c: dynamic per-CPU memory), inet.py (net/ipv4/inet_fragment.c, udp_tunnel_nic_ops), edac.py
 (edac_op_state).
 """
-from . import (arch, backing_dev, bitmap, block, crc, crypto, dmi, driver, edac, fs, inet,  # noqa: F401
-               input, jump_label, kmod, kobject, leds, locking, mempool, module, net, netlink,
-               netsched, notifier, page, percpu, printk, proc, random, rbtree, resource, sched,
-               shrinker, slab, string, textsearch, thunks, time, timer, transport, tty, userns,
-               uuid, vsprintf, workqueue)
+from . import (arch, backing_dev, bitmap, block, crc, crypto, device, dmi, driver, edac, fs,  # noqa: F401
+               inet, input, jump_label, kmod, kobject, leds, locking, mempool, module, net,
+               netlink, netsched, notifier, page, percpu, printk, proc, random, rbtree,
+               resource, sched, shrinker, slab, string, textsearch, thunks, time, timer,
+               transport, tty, userns, uuid, vsprintf, workqueue)
