@@ -277,16 +277,46 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "kset": {"kobj": 24, "uevent_ops": 88},
         "kset_uevent_ops": {"filter": 0, "name": 8, "uevent": 16},
     },
+    "genetlink": {
+        # 6.12 has split ops and per-socket private data: None in 6.1
+        "genl_family": {"id": 0, "name": 8, "mcgrp_offset": 32, "n_ops": 37,
+                        "n_small_ops": 38, "n_split_ops": None, "n_mcgrps": 39,
+                        "resv_start_op": 40, "ops": 72, "small_ops": 80, "split_ops": None,
+                        "mcgrps": 88, "sock_priv_size": None, "sock_privs": None,
+                        "sizeof": 104},
+        "genl_ops": {"doit": 0, "dumpit": 16, "cmd": 44, "validate": 47, "sizeof": 48},
+        "genl_small_ops": {"doit": 0, "dumpit": 8, "cmd": 16, "validate": 19, "sizeof": 24},
+        "genl_split_ops": {"cmd": None, "internal_flags": None, "flags": None,
+                           "validate": None, "sizeof": None},
+        "genl_multicast_group": {"name": 0, "sizeof": 17},
+        "xarray": {"sizeof": 16},
+    },
+    "sockdiag": {
+        "sock_diag_handler": {"family": 8},
+    },
+    "connector": {
+        "cb_id": {"idx": 0, "val": 4, "sizeof": 8},
+    },
+    "inet_proto": {
+        "nf_sockopt_ops": {"pf": 16, "set_optmin": 20, "set_optmax": 24, "get_optmin": 40,
+                           "get_optmax": 44, "sizeof": 64},
+    },
+    "tcp_cong": {
+        "tcp_congestion_ops": {"ssthresh": 0, "cong_avoid": 8, "cong_control": 56,
+                               "undo_cwnd": 64, "name": 88, "key": 128, "sizeof": 192},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
 PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto", "arch",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
-                                         "backing_dev", "jump_label", "device"})
+                                         "backing_dev", "jump_label", "device", "genetlink",
+                                         "sockdiag", "connector", "inet_proto", "tcp_cong"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {
     "crypto": ("slab",),
+    "genetlink": ("notifier",),
     "inet": ("slab",),
     "kobject": ("slab",),
     "mempool": ("slab",),
