@@ -63,6 +63,17 @@ def test_real_tree_modules():
         assert "not in the tree" not in r["udf"]["init_detail"]
 
 
+def test_request_module_loads_from_the_checked_tree():
+    """libcrc32c's init asks crypto_alloc_shash for "crc32c": the kernel's request_module runs
+    modprobe for "crypto-crc32c", which on a machine with this tree installed loads
+    crc32c_intel/crc32c_generic (modules.alias after depmod) — as in the real kernel, where
+    libcrc32c goes LIVE.  The tree is the profile's own, so check uses it as /lib/modules."""
+    if not (TREE / "kernel").is_dir():
+        pytest.skip("Debian 6.1.0-56's tree is not cached")
+    p = km("check", "--json", "--run-init", next(TREE.rglob("libcrc32c.ko")))
+    assert rows(p)["libcrc32c"]["init"] == "live", p.stdout
+
+
 TREE_612 = Path(os.path.expanduser(
     "~/.cache/kmodlab/trees/6.12.118+deb13-amd64/lib/modules/6.12.118+deb13-amd64"))
 

@@ -6,7 +6,9 @@ dependencies (``.modinfo`` ``depends=``, transitively, deepest first — or the 
 modules.dep when depmod wrote one), each of which must itself become LIVE; then its init runs on
 the emulated CPU.  A fresh machine per module (not one machine in modprobe order) keeps each
 answer independent of which other modules happened to load before, so a tally over a tree does
-not depend on file order, and a module's init is judged with exactly its dependencies present.
+not depend on file order, and a module's init is judged with exactly its dependencies present
+(plus what its own request_module calls load, from the tree when it is the profile's installed
+one: see ``InitRunner._kernel``).
 
 Outcomes (``CheckResult.init``), with ``init_detail``:
 
@@ -75,6 +77,7 @@ class InitRunner:
         self.paths = paths
         self._dep_outcome: dict[str, tuple[str, str]] = {}
         self._deps: dict[str, list[str]] = {}
+        self._modprobe_base: str | None = None      # "" once known to be none
 
     def deps_of(self, name: str) -> list[str]:
         if name not in self._deps:
@@ -83,8 +86,19 @@ class InitRunner:
         return list(self._deps.get(name, []))
 
     def _kernel(self):
+        """A fresh in-memory machine of the profile.  When the checked files are the profile's
+        own installed tree (``…/lib/modules/<its release>`` with modules.dep), that tree is the
+        machine's /lib/modules: an init's request_module (crypto_alloc_shash's "crypto-crc32c",
+        a protocol family's alias) then loads from it, as modprobe does on a real machine with
+        that tree installed."""
+        from .machine import Machine
         from .sandbox import SandboxKernel
-        return SandboxKernel(profile=str(self.profile.path) if self.profile.path else self.profile.name)
+        m = Machine.boot(self.profile.name, profile=self.profile)
+        if self._modprobe_base is None:
+            self._modprobe_base = _modprobe_base(_tree_root(self.paths), self.profile.release)
+        if self._modprobe_base:
+            m.use_module_tree(self._modprobe_base, self.profile.release)
+        return SandboxKernel(machine=m)
 
     def run(self, res) -> None:
         """Fill res.init / res.init_detail for a module the plain check judged."""
@@ -151,6 +165,23 @@ def _tree_root(paths: dict[str, str]) -> Path:
         if (up / "modules.dep").exists():
             return up
     return d
+
+
+def _modprobe_base(root: Path, release: str) -> str:
+    """The basedir whose lib/modules/<release> request_module's modprobe searches: the checked
+    tree itself if it is ``…/lib/modules/<release>`` with depmod's files, the depmod'ed copy of
+    it (``kmodlab modprobe --tree``'s) if it is the project's extracted Debian tree; else ""."""
+    root = next((d for d in (root, *root.parents) if d.name == release
+                 and d.parent.name == "modules" and d.parent.parent.name == "lib"), None)
+    if root is None:
+        return ""
+    base = root.parent.parent.parent
+    if (root / "modules.dep").exists():
+        return str(base)
+    if (base / ".complete").exists():                 # profile/debian.py's extracted tree
+        from .tools.modprobe import prepare_tree
+        return prepare_tree(release, root)
+    return ""
 
 
 def _text(outcome: str, detail: str) -> str:

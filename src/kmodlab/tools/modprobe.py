@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from ..errors import EBUSY, EEXIST, EINVAL, ENOENT, strerror
 from ..lib.args import options_from_array
@@ -430,13 +431,14 @@ def default_version() -> str:
     return default_release()
 
 
-def prepare_tree() -> str:
-    """--tree: the sandbox profile's Debian module tree, extracted once into the cache, linked
-    into ``<cache>/trees/<release>.modprobe`` and given its depmod files; returns the basedir."""
+def prepare_tree(release: str | None = None, src: Path | None = None) -> str:
+    """--tree: the sandbox profile's Debian module tree (or ``release``'s, or the extracted
+    tree ``src``), extracted once into the cache, linked into
+    ``<cache>/trees/<release>.modprobe`` and given its depmod files; returns the basedir."""
     from ..lib.depmod import Depmod, is_up_to_date
     from ..profile.debian import extract_module_tree
-    release = default_version()
-    src = extract_module_tree(release)
+    release = release or default_version()
+    src = src or extract_module_tree(release)
     base = src.parent.parent.parent.with_name(f"{release}.modprobe")
     dst = base / "lib" / "modules" / release
     if not (dst / "modules.dep").exists() or not is_up_to_date(str(dst)):
