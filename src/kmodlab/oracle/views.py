@@ -52,6 +52,36 @@ def snapshot() -> dict:
         buses[bus] = {n: _module_link(f"{d}/{n}/module") for n in names}
     out["buses"] = buses
     out["modules"] = [ln.split(" ", 1)[0] for ln in _read("/proc/modules").splitlines()]
+    out["devices"] = bus_devices()
+    return out
+
+
+DEVICE_BUSES = ("platform", "acpi", "pnp", "serio", "usb", "i2c", "spi", "pci", "virtio",
+                "hid", "mdio_bus", "gameport")
+
+
+def bus_devices() -> dict:
+    """Each bus's devices as the running kernel lists them: name → modalias (None if the
+    device has none), ``id`` (a PNP device's ids, one a line), the driver bound to it (None)
+    and its uevent lines (guest side)."""
+    out: dict = {}
+    for bus in DEVICE_BUSES:
+        d = f"/sys/bus/{bus}/devices"
+        if not os.path.isdir(d):
+            continue
+        devs = {}
+        for n in sorted(os.listdir(d)):
+            def opt(name):
+                try:
+                    return _read(f"{d}/{n}/{name}").strip()
+                except OSError:
+                    return None
+            drv = os.path.join(d, n, "driver")
+            devs[n] = {"modalias": opt("modalias"), "id": opt("id"),     # pnp: its ids
+                       "driver": os.path.basename(os.readlink(drv)) if os.path.islink(drv)
+                       else None,
+                       "uevent": (opt("uevent") or "").splitlines()}
+        out[bus] = devs
     return out
 
 
@@ -63,6 +93,7 @@ def boot_entries(snap: dict) -> dict:
     buses = {b: sorted(n for n, owner in drivers.items() if owner not in mods)
              for b, drivers in snap["buses"].items() if b not in mods}
     return {"/proc/filesystems": [ln + "\n" for ln in fs],
+            "devices": snap.get("devices", {}),
             "/proc/devices": snap["/proc/devices"],
             "/proc/misc": snap["/proc/misc"].splitlines(keepends=True),
             "buses": buses,
@@ -80,7 +111,8 @@ def record(release: str | None = None) -> Path:
                      "boot by kmodlab.oracle.views (regenerate: python3 -m kmodlab.oracle.views "
                      f"record --release {prep.release}); the oracle's 9p stack left out, but "
                      "for the resource trees (ioport, iomem: [start, end, name, flags, desc, "
-                     "children, address]), which keep its virtio-pci claims.",
+                     "children, address]) and the buses' devices (devices: modalias, bound "
+                     "driver, uevent), which keep the virtio ones.",
             "release": prep.release, **boot_entries(snap)}
     res = boot_resources(release)
     data["resources"] = {k: res[k] for k in ("ioport", "iomem")}
