@@ -305,13 +305,19 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "tcp_congestion_ops": {"ssthresh": 0, "cong_avoid": 8, "cong_control": 56,
                                "undo_cwnd": 64, "name": 88, "key": 128, "sizeof": 192},
     },
+    "idr": {
+        "xarray": {"xa_lock": 0, "xa_flags": 4, "xa_head": 8, "sizeof": 16},
+        "idr": {"idr_rt": 0, "idr_base": 16, "idr_next": 20, "sizeof": 24},
+        "ida": {"xa": 0, "sizeof": 16},
+        "xa_node": {"sizeof": 576},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
 PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto", "arch",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
                                          "backing_dev", "jump_label", "device", "genetlink",
-                                         "sockdiag", "connector", "inet_proto", "tcp_cong"})
+                                         "sockdiag", "connector", "inet_proto", "tcp_cong", "idr"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

@@ -210,6 +210,7 @@ STRUCTS_WANTED = {
     "file_system_type": ["fs_flags"],          # /proc/filesystems' nodev (registrations.py)
     "enum mod_mem_type": [],
     "enum module_state": [],
+    "enum cpuhp_state": [],                    # CPU hotplug states (emu/models/cpuhp.py)
 }
 
 
