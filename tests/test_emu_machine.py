@@ -275,3 +275,24 @@ def test_static_keys_rewrite_the_modules_sites(kernel, machine, tree):
             assert not jmp and (insn == b"\x0f\x1f\x44\x00\x00" or insn[:2] == b"\x66\x90")
         seen += enabled
     assert seen > 0                       # at least one key was enabled by init
+
+
+VMALLOC_SRC = r'''
+void *vzalloc(unsigned long); void *kvmalloc_node(unsigned long, unsigned int, int);
+void vfree(const void *); void kvfree(const void *);
+long f(void) {
+    unsigned char *v = vzalloc(8 << 20);                  /* above KMALLOC_MAX_SIZE: fine */
+    void *k = kvmalloc_node(8 << 20, 0xcc0, -1);          /* GFP_KERNEL: vmalloc fallback */
+    void *a = kvmalloc_node(8 << 20, 0x820 | 0x2000, -1); /* GFP_ATOMIC|NOWARN: kmalloc only */
+    long r = (v && v[(8 << 20) - 1] == 0) * 100 + (k != 0) * 10 + (a != 0);
+    vfree(v); kvfree(k);
+    return r;
+}'''
+
+
+@needs_gcc
+def test_vmalloc_has_no_kmalloc_limit():
+    ex = _exports(("vzalloc", 0xFFFFFFFF81700000), ("kvmalloc_node", 0xFFFFFFFF81700100),
+                  ("vfree", 0xFFFFFFFF81700200), ("kvfree", 0xFFFFFFFF81700300))
+    ret, log, _emu, _b = run(VMALLOC_SRC, ex)
+    assert ret == 110 and log == []

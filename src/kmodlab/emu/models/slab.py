@@ -118,19 +118,49 @@ def kmalloc_large_node(emu, size, flags, node):
     return kmalloc_flags(emu, size, flags)
 
 
+# mm/vmalloc.c, mm/util.c.  vmalloc has no KMALLOC_MAX_SIZE: it fails only for a size of more
+# pages than the machine has (the oracle guest's _totalram_pages, models/arch.py), where the
+# kernel prints warn_alloc's report (not modelled: Unmodelled).  kvmalloc_node (6.1) tries
+# kmalloc and falls back to vmalloc for GFP_KERNEL-compatible flags; other flags are kmalloc
+# only; a size above INT_MAX is refused (NULL) with a WARN unless __GFP_NOWARN.
+GFP_KERNEL = 0xCC0
+INT_MAX = (1 << 31) - 1
+
+
+def vmalloc_flags(emu, size: int, flags: int) -> int:
+    from .arch import TOTALRAM_PAGES
+    size &= (1 << 64) - 1
+    if not size:
+        return 0
+    pages = (size + 4095) >> 12
+    if pages > TOTALRAM_PAGES.get(tuple(emu.kernel_version[:2]), TOTALRAM_PAGES[(6, 1)]):
+        raise Unmodelled(f"{emu._model_name} ({size} bytes: more pages than the machine has, "
+                         "the kernel's warn_alloc report)", what=emu.what)
+    return emu.kmalloc(size, zero=bool(flags & GFP_ZERO))
+
+
 @model("kvmalloc_node")
 def kvmalloc_node(emu, size, flags, node):
-    return kmalloc_flags(emu, size, flags)
+    flags &= 0xFFFFFFFF
+    if flags & GFP_KERNEL != GFP_KERNEL:
+        return kmalloc_flags(emu, size, flags)
+    if size <= KMALLOC_MAX_SIZE:
+        return kmalloc_flags(emu, size, flags)
+    if size > INT_MAX:
+        if not flags & GFP_NOWARN:
+            emu.printk(4, "WARNING: CPU: 0 at mm/util.c kvmalloc_node\n")
+        return 0
+    return vmalloc_flags(emu, size, flags)
 
 
-@model("vmalloc")
+@model("vmalloc", "vmalloc_noprof")
 def vmalloc(emu, size):
-    return kmalloc_flags(emu, size, 0) if size else 0
+    return vmalloc_flags(emu, size, 0)
 
 
-@model("vzalloc")
+@model("vzalloc", "vzalloc_noprof")
 def vzalloc(emu, size):
-    return kmalloc_flags(emu, size, GFP_ZERO) if size else 0
+    return vmalloc_flags(emu, size, GFP_ZERO)
 
 
 @model("kfree")
