@@ -296,3 +296,34 @@ def test_vmalloc_has_no_kmalloc_limit():
                   ("vfree", 0xFFFFFFFF81700200), ("kvfree", 0xFFFFFFFF81700300))
     ret, log, _emu, _b = run(VMALLOC_SRC, ex)
     assert ret == 110 and log == []
+
+
+def test_cpu_hotplug_state_is_the_first_free_dynamic_one(kernel, machine, tree):
+    """cpuid asks for CPUHP_AP_ONLINE_DYN: it gets the first state of the dynamic range that
+    the booted kernel (its /sys/devices/system/cpu/hotplug/states after boot) left unnamed;
+    startup runs for CPU 0 and makes /dev/cpu/0/cpuid's class device; exit removes both."""
+    from kmodlab.kernel.registrations import boot_views
+    e = machine.profile.structs["enum cpuhp_state"]
+    taken = {int(ln.split(":")[0]) for ln in boot_views(machine.profile.release)["cpuhp_states"]}
+    first = next(s for s in range(e["CPUHP_AP_ONLINE_DYN"], e["CPUHP_AP_ONLINE_DYN_END"] + 1)
+                 if s not in taken)
+    r = _insmod(kernel, tree, "cpuid")
+    assert r.errno == 0, r.reason
+    step = machine.emu_state["cpuhp"]
+    assert list(step) == [str(first)] and step[str(first)]["name"] == "x86/cpuid:online"
+    assert not step[str(first)]["multi"] and step[str(first)]["startup"]
+    assert kernel.delete_module("cpuid", 0).errno == 0
+    assert machine.emu_state["cpuhp"] == {}
+
+
+def test_xfs_goes_live(kernel, machine, tree):
+    """xfs: a cpuhp "dead" state without startup, /proc/fs/xfs with a symlink (proc_symlink:
+    fs/xfs/stat → /proc/self/mounts), its log line as the real kernel prints it.  Its
+    dependency libcrc32c asks for crc32c, which request_module loads from the installed tree."""
+    from kmodlab.tools.modprobe import prepare_tree
+    machine.use_module_tree(prepare_tree(machine.profile.release))
+    r = _insmod(kernel, tree, "xfs")
+    assert r.errno == 0, r.reason
+    assert "SGI XFS with ACLs, security attributes, realtime, quota, no debug enabled" in r.log
+    links = {p: e for p, e in machine.emu_state["procfs"].items() if e["kind"] == "symlink"}
+    assert links and all(e["target"] for e in links.values())

@@ -311,13 +311,17 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "ida": {"xa": 0, "sizeof": 16},
         "xa_node": {"sizeof": 576},
     },
+    "cpuhp": {
+        "hlist_node": {"next": 0, "pprev": 8},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
 PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink", "crypto", "arch",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
                                          "backing_dev", "jump_label", "device", "genetlink",
-                                         "sockdiag", "connector", "inet_proto", "tcp_cong", "idr"})
+                                         "sockdiag", "connector", "inet_proto", "tcp_cong", "idr",
+                                         "cpuhp"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

@@ -53,6 +53,7 @@ def snapshot() -> dict:
     out["buses"] = buses
     out["modules"] = [ln.split(" ", 1)[0] for ln in _read("/proc/modules").splitlines()]
     out["devices"] = bus_devices()
+    out["cpuhp_states"] = _read("/sys/devices/system/cpu/hotplug/states").splitlines()
     return out
 
 
@@ -94,6 +95,7 @@ def boot_entries(snap: dict) -> dict:
              for b, drivers in snap["buses"].items() if b not in mods}
     return {"/proc/filesystems": [ln + "\n" for ln in fs],
             "devices": snap.get("devices", {}),
+            "cpuhp_states": snap.get("cpuhp_states", []),
             "/proc/devices": snap["/proc/devices"],
             "/proc/misc": snap["/proc/misc"].splitlines(keepends=True),
             "buses": buses,

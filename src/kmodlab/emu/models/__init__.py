@@ -30,9 +30,9 @@ percpu.py (mm/percpu.c: dynamic per-CPU memory), inet.py (net/ipv4/inet_fragment
 (drivers/tty/tty_io.c, tty_ldisc.c: tty drivers, line disciplines), backing_dev.py
 (mm/backing-dev.c: bdi_alloc, bdi_register).
 """
-from . import (arch, backing_dev, bitmap, block, connector, crc, crypto, device, dmi, driver,  # noqa: F401
-               edac, fs, genetlink, idr, inet, inet_proto, input, jump_label, kmod, kobject,
-               leds, locking, mempool, module, net, netlink, netsched, notifier, page, percpu,
-               printk, proc, random, rbtree, resource, sched, shrinker, slab, sockdiag, string,
-               tcp_cong, textsearch, thunks, time, timer, transport, tty, userns, uuid,
+from . import (arch, backing_dev, bitmap, block, connector, cpuhp, crc, crypto, device, dmi,  # noqa: F401
+               driver, edac, fs, genetlink, idr, inet, inet_proto, input, jump_label, kmod,
+               kobject, leds, locking, mempool, module, net, netlink, netsched, notifier, page,
+               percpu, printk, proc, random, rbtree, resource, sched, shrinker, slab, sockdiag,
+               string, tcp_cong, textsearch, thunks, time, timer, transport, tty, userns, uuid,
                vsprintf, workqueue)

@@ -266,3 +266,10 @@ def acpi_osi_is_win8(emu):
 def fg_console(emu) -> bytes:
     """The foreground VT: console 0, the only one the oracle's guest has (no VT switch)."""
     return _u(0, 4)
+
+
+# --- NUMA (mm/mempolicy.c, include/linux/topology.h) ---------------------------------------------
+@data("numa_node", 4)
+def numa_node(emu) -> bytes:
+    """The per-CPU ``numa_node``: CPU 0 is on node 0 (the guest has one node)."""
+    return _u(0, 4)

@@ -258,10 +258,29 @@ def proc_set_user(emu, de, uid, gid):
 
 
 def _free(emu, path: str) -> None:
+    """pde_free: a symlink's target string, an out-of-line name, the entry."""
     e = _procfs(emu).pop(path)
+    if e.get("kind") == "symlink":
+        _kfree(emu, emu.read_u(e["pde"] + PDE(emu, "data"), 8))
     if not e.get("inline"):
         _kfree(emu, emu.read_u(e["pde"] + PDE(emu, "name"), 8))
     _kfree(emu, e["pde"])
+
+
+@model("proc_symlink")
+def proc_symlink(emu, name, parent, dest):
+    """fs/proc/generic.c: an S_IFLNK|0777 entry whose data is a kmalloc'd copy of ``dest``
+    and whose size is its length (NULL if the name is taken or bad)."""
+    pde, path = _create(emu, name, S_IFLNK | 0o777, parent, 1, "symlink")
+    if not pde:
+        return 0
+    target = emu.cstr(dest, 4096)
+    data = kmalloc_flags(emu, len(target) + 1, 0xCC0)
+    emu.write(data, target + b"\0")
+    emu.write_u(pde + PDE(emu, "data"), 8, data)
+    emu.write_u(pde + PDE(emu, "size"), 8, len(target))
+    _procfs(emu)[path]["target"] = target.decode("latin-1")
+    return pde
 
 
 def _children(emu, path: str) -> list[str]:
