@@ -190,6 +190,9 @@ def test_trace_decodes_arguments(machine_dir):
     ("hv_vmbus", ENODEV, None),          # not on Hyper-V: x86_hyper_type is native
     ("libnvdimm", 0, None),              # guid_parse of its known GUIDs
     ("dell_wmi_aio", 6, "dell_wmi_aio: No known WMI GUID found"),
+    ("zsmalloc", 0, None),               # zpool_register_driver
+    ("ib_core", 0, None),                # register_blocking_lsm_notifier, its xarrays
+    ("iw_cm", 0, None),                  # register_net_sysctl in init_net
 ])
 def test_machine_answers_as_the_real_guest(kernel, machine, tree, mod, errno, line):
     """Each module's errno and log line as the real 6.1 kernel gave them in the QEMU mass run."""
@@ -327,3 +330,10 @@ def test_xfs_goes_live(kernel, machine, tree):
     assert "SGI XFS with ACLs, security attributes, realtime, quota, no debug enabled" in r.log
     links = {p: e for p, e in machine.emu_state["procfs"].items() if e["kind"] == "symlink"}
     assert links and all(e["target"] for e in links.values())
+
+
+def test_zpool_driver_registered_and_unregistered(kernel, machine, tree):
+    assert _insmod(kernel, tree, "zsmalloc").errno == 0
+    assert list(machine.emu_state["zpool"].values()) == ["zsmalloc"]
+    assert kernel.delete_module("zsmalloc", 0).errno == 0
+    assert machine.emu_state["zpool"] == {}

@@ -314,6 +314,9 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
     "cpuhp": {
         "hlist_node": {"next": 0, "pprev": 8},
     },
+    "zpool": {
+        "zpool_driver": {"type": 0, "owner": 8, "refcount": 16, "list": 24},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
@@ -321,7 +324,7 @@ PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
                                          "backing_dev", "jump_label", "device", "genetlink",
                                          "sockdiag", "connector", "inet_proto", "tcp_cong", "idr",
-                                         "cpuhp"})
+                                         "cpuhp", "zpool"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

@@ -35,4 +35,4 @@ from . import (arch, backing_dev, bitmap, block, connector, cpuhp, crc, crypto, 
                kobject, leds, locking, mempool, module, net, netlink, netsched, notifier, page,
                percpu, printk, proc, random, rbtree, resource, sched, shrinker, slab, sockdiag,
                string, tcp_cong, textsearch, thunks, time, timer, transport, tty, userns, uuid,
-               vsprintf, workqueue)
+               vsprintf, workqueue, zpool)

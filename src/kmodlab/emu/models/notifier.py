@@ -112,6 +112,9 @@ for _chain, (_reg, _unreg) in {
         "inetaddr": ("register_inetaddr_notifier", "unregister_inetaddr_notifier"),
         "inet6addr": ("register_inet6addr_notifier", "unregister_inet6addr_notifier"),
         "netevent": ("register_netevent_notifier", "unregister_netevent_notifier"),
+        # security/security.c: raised by an LSM policy change (SELinux's policy load): the
+        # machine never loads a policy after boot
+        "lsm": ("register_blocking_lsm_notifier", "unregister_blocking_lsm_notifier"),
         # net/switchdev/switchdev.c: no switchdev port exists, so no event is ever raised
         "switchdev": ("register_switchdev_notifier", "unregister_switchdev_notifier"),
         "switchdev_blocking": ("register_switchdev_blocking_notifier",

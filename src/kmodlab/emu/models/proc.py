@@ -408,6 +408,26 @@ def register_sysctl_sz(emu, path, table, table_size):
     return _register(emu, _s(emu, path), table, False, table_size & 0xFFFFFFFFFFFFFFFF)
 
 
+# net/sysctl_net.c: init_net's sysctl set, shown under /proc/sys like the root set (another
+# namespace's set is not modelled).
+def _init_net_only(emu, net: int, fn: str) -> None:
+    if net != emu.export_addr("init_net"):
+        from ..errors import Unmodelled
+        raise Unmodelled(f"{fn} (a network namespace other than init_net)", what=emu.what)
+
+
+@model("register_net_sysctl")
+def register_net_sysctl(emu, net, path, table):
+    _init_net_only(emu, net, "register_net_sysctl")
+    return _register(emu, _s(emu, path), table, False)
+
+
+@model("register_net_sysctl_sz")
+def register_net_sysctl_sz(emu, net, path, table, table_size):
+    _init_net_only(emu, net, "register_net_sysctl_sz")
+    return _register(emu, _s(emu, path), table, False, table_size & 0xFFFFFFFFFFFFFFFF)
+
+
 @model("register_sysctl_table")
 def register_sysctl_table(emu, table):
     return _register(emu, "", table, True)
@@ -422,7 +442,7 @@ def register_sysctl_paths(emu, ctl_path, table):
     return _register(emu, "/".join(parts), table, True)
 
 
-@model("unregister_sysctl_table")
+@model("unregister_sysctl_table", "unregister_net_sysctl_table")
 def unregister_sysctl_table(emu, hdr):
     if not hdr:
         return
