@@ -337,3 +337,25 @@ def test_zpool_driver_registered_and_unregistered(kernel, machine, tree):
     assert list(machine.emu_state["zpool"].values()) == ["zsmalloc"]
     assert kernel.delete_module("zsmalloc", 0).errno == 0
     assert machine.emu_state["zpool"] == {}
+
+
+@needs_gcc
+def test_an_instruction_the_emulated_cpu_lacks_stops_by_name():
+    """ADX (adcx) is on the guest's CPU and not on Unicorn's: the run stops as an unmodelled
+    CPU instruction, not as the #UD oops the real kernel would never have; ud2 stays a BUG."""
+    src = r'''
+    long f(void) { unsigned long a = 1, b = 2;
+                   asm volatile("adcx %1, %0" : "+r"(a) : "r"(b)); return a; }'''
+    with pytest.raises(Unmodelled, match="unmodelled CPU instruction adcx"):
+        run(src)
+    from kmodlab.emu.errors import Oops
+    with pytest.raises(Oops, match="invalid opcode"):
+        run("long f(void) { asm volatile(\"ud2\"); return 0; }")
+
+
+@needs_gcc
+def test_struct_page_access_is_unmodelled_data():
+    src = r'''
+    long f(void) { return *(volatile unsigned long *)0xffffea0004000040UL; }'''
+    with pytest.raises(Unmodelled, match="unmodelled kernel data vmemmap"):
+        run(src)

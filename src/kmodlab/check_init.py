@@ -34,7 +34,7 @@ from pathlib import Path
 from .errors import errno_name
 
 OUTCOMES = ("live", "none", "init-error", "unmodelled", "oops", "budget", "dependency", "load-error")
-_UNMODELLED = re.compile(r"unmodelled kernel (function|data) (\S+)")
+_UNMODELLED = re.compile(r"unmodelled (?:kernel )?(function|data|CPU instruction) (\S+)")
 
 
 def module_name(path: str) -> str:

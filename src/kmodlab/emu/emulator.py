@@ -68,6 +68,7 @@ ARG_REGS = ("RDI", "RSI", "RDX", "RCX", "R8", "R9")
 MASK64 = (1 << 64) - 1
 
 
+VMEMMAP_START, VMEMMAP_END = 0xFFFFEA0000000000, 0xFFFFEB0000000000   # models/page.py's base, 1 TiB
 _C_ESC = {1: "\\001", 9: "\\t", 10: "\\n", 34: '\\"', 92: "\\\\"}
 
 
@@ -704,6 +705,10 @@ class Emulator:
             rip -= 1
             head = [f"int3: 0000 {_oops.OOPS_TAIL}"]
         elif intno == 6:
+            insn = self._unemulated_insn(rip)
+            if insn:
+                self._stop(Unmodelled(insn, kind="instruction", what=self.what))
+                return
             head = self._ud_headline(rip)
         elif intno == 0:
             head = [f"divide error: 0000 {_oops.OOPS_TAIL}"]
@@ -717,8 +722,24 @@ class Emulator:
     def _on_insn_invalid(self, uc, _user):
         import unicorn.x86_const as X
         rip = uc.reg_read(X.UC_X86_REG_RIP)
-        self._stop(self._make_oops(rip, rip, self._ud_headline(rip)))
+        insn = self._unemulated_insn(rip)
+        self._stop(Unmodelled(insn, kind="instruction", what=self.what) if insn else
+                   self._make_oops(rip, rip, self._ud_headline(rip)))
         return False
+
+    def _unemulated_insn(self, rip: int) -> str | None:
+        """The mnemonic if the bytes at ``rip`` are a valid x86-64 instruction other than the
+        deliberate ud0/ud1/ud2 (BUG/WARN): Unicorn's CPU lacks some the guest's CPU has (ADX's
+        adcx/adox…), and raising #UD for those would be an oops the real kernel never has."""
+        try:
+            code = self.read(rip, 16)
+        except EmuError:
+            return None
+        from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+        insn = next(Cs(CS_ARCH_X86, CS_MODE_64).disasm(code, rip, 1), None)
+        if insn is None or insn.mnemonic in ("ud0", "ud1", "ud2"):
+            return None
+        return insn.mnemonic
 
     def _ud_headline(self, rip: int) -> list[str]:
         try:
@@ -745,6 +766,11 @@ class Emulator:
             if near:
                 return Unmodelled(self._data_name(near), kind="data", what=self.what,
                                   write=write)
+        if VMEMMAP_START <= address < VMEMMAP_END:
+            # the struct page of some page (virt_to_page, page flags): real memory in the
+            # kernel, not modelled here — the access stops by name rather than oopsing
+            return Unmodelled(f"vmemmap (struct page at {address:#x})", kind="data",
+                              what=self.what, write=write)
         rip = self._fault_rip()
         if not _oops.is_canonical(address):
             head = [f"general protection fault, probably for non-canonical address "

@@ -19,7 +19,8 @@ class Unmodelled(EmuError):
     """The module called a kernel function, or touched kernel data, that has no model.
 
     ``name`` is the export (or ``export+0xoff`` for an access inside one); ``kind`` is
-    ``"function"`` or ``"data"``; ``what`` names the function being run (``init``/``exit``).
+    ``"function"``, ``"data"`` or ``"instruction"`` (an instruction the guest's CPU has and
+    the emulated one lacks, e.g. ADX's adcx: its mnemonic); ``what`` names the function being run (``init``/``exit``).
     """
 
     def __init__(self, name: str, *, kind: str = "function", what: str = "init",
@@ -27,6 +28,8 @@ class Unmodelled(EmuError):
         self.name, self.kind, self.what, self.write = name, kind, what, write
         if kind == "function":
             msg = f"{what} called unmodelled kernel function {name}"
+        elif kind == "instruction":              # valid x86-64 the emulated CPU cannot run
+            msg = f"{what} ran an unmodelled CPU instruction {name}"
         else:
             msg = f"{what} {'wrote' if write else 'read'} unmodelled kernel data {name}"
         super().__init__(msg)

@@ -165,7 +165,8 @@ def hashed_pointers_only(real: list[str], sandbox: list[str]) -> str | None:
     return None
 
 
-UNMODELLED = re.compile(r"(?:init|exit) (?:called|read|wrote) unmodelled kernel (function|data) (\S+)")
+UNMODELLED = re.compile(r"(?:init|exit) (?:called|read|wrote|ran an) unmodelled "
+                        r"(?:kernel )?(function|data|CPU instruction) (\S+)")
 PAGE = 4096
 # Log lines load_module itself prints (kernel/module/*.c, §4.4): if the real kernel printed one,
 # the sandbox must print it too, whether or not init is emulated.
@@ -442,6 +443,7 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             rep.preload_init_failed[p["name"]] = _r.reason
             skipped.add(p["name"])
     numbers = [DynamicNumbers(rec, "misc"), DynamicNumbers(rec, "chrdev")]
+    uses_of: dict[str, set[str]] = {}       # module → every module it uses (in the sandbox)
     prev_taint = (rec.get("tainted_at_start", 0), sb.m.taint)
     explained_taint = 0
     for i, obs in enumerate(rec["loads"]):
@@ -503,7 +505,8 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             sb_core = sb.m.mm.read(mod.core.base, coresize)
         sb_sections = dict(mod.sections)
         init_base = mod.init_layout.base
-        uses_skipped = sorted(_uses(sb, mod) & skipped)
+        uses_of[name] = _uses(sb, mod)
+        uses_skipped = sorted(uses_of[name] & skipped)
         if uses_skipped:
             partial.add(name)
         # 2. init
@@ -649,6 +652,8 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             "explained: taints added by inits the emulator did not complete (above)"
             if (rec["final"]["tainted"] ^ sb.m.taint) & ~explained_taint == 0 else "sandbox bug")
     explain_hardware(rep, rec, Path(moddir))
+    explain_missing_devices(rep, rec, skipped | partial, uses_of)
+    explain_contested_minors(rep, rec, skipped | partial)
     rep.seconds["sandbox"] = round(time.monotonic() - t0, 1)
     return rep
 
@@ -736,6 +741,77 @@ def explain_hardware(rep: Report, rec: dict, moddir: Path) -> None:
                 f.cls = ("explained: talks to a device a driver created for the guest's "
                          "hardware (e.g. parport0 from parport_pc); the sandbox has none")
                 rep.hardware[f.module] = ", ".join(f"{d} (from {created[d]})" for d in sorted(devs))
+
+
+def _subsequence(short: list[str], long: list[str]) -> bool:
+    it = iter(long)
+    return all(any(x == y for y in it) for x in short)
+
+
+def explain_missing_devices(rep: Report, rec: dict, incomplete: set[str],
+                            uses_of: dict[str, set[str]]) -> None:
+    """Re-class an ``emulator`` init-log finding whose real log only adds lines to the
+    sandbox's, when an earlier load that the sandbox did not complete — or one bound to the
+    guest's hardware — created devices in the real kernel (its recorded ``devices.added``)
+    through a module this one uses too: the real init met those devices (ftl and rfd_ftl read
+    mtdram's mtd0 through mtd; sg and sr_mod attach to the SCSI devices of ata_piix and
+    scsi_debug through scsi_mod); the sandbox has none of them."""
+    bound = set(rep.hardware)
+    order = [o["name"] for o in rec["loads"]]
+    created = {o["name"]: o.get("devices", {}).get("added", []) for o in rec["loads"]}
+    for f in rep.findings:
+        if f.cls != "emulator" or f.field != "init log" or not isinstance(f.real, list) or \
+                not _subsequence(list(f.sandbox or []), f.real) or f.module not in order:
+            continue
+        mine = uses_of.get(f.module, set())
+        before = order[:order.index(f.module)]
+        makers = [x for x in before if created.get(x) and (x in incomplete or x in bound)
+                  and (uses_of.get(x, set()) & mine or x in mine)]
+        if makers:
+            f.cls = ("explained: the real init met devices an earlier load created there and "
+                     "not in the sandbox (its init did not complete, or it drives the guest's "
+                     "hardware)")
+            rep.hardware.setdefault(f.module, ", ".join(f"{x}: {created[x][-1]}"
+                                                        for x in makers[-2:]))
+
+
+MISC_MINOR = re.compile(r"\bminor[= ](\d+)\b")
+
+
+def explain_contested_minors(rep: Report, rec: dict, incomplete: set[str]) -> None:
+    """Re-class ``emulator`` findings of a module whose fixed misc minor (below 256, e.g.
+    WATCHDOG_MINOR 130) was held, when it loaded, by different modules in the two kernels
+    because of loads the sandbox did not complete: in the real run an earlier module that the
+    sandbox could not complete held it (advantechwdt, stopped at a platform device), so the real
+    registration failed where the sandbox's succeeded — and from then on the sandbox's holder,
+    a module whose own outcome already differed this way, holds it instead (cpu5wdt, then
+    sbc60xxwdt's "cannot register miscdev on minor=130")."""
+    holder: dict[int, str] = {}                       # the real run: minor → module holding it
+    diverged: set[str] = set()
+    byname = {}
+    for f in rep.findings:
+        byname.setdefault(f.module, []).append(f)
+    for obs in rec["loads"]:
+        name = obs["name"]
+        added = [int(ln.partition(" ")[0]) for ln in obs.get("misc", {}).get("added", [])]
+        fs = [f for f in byname.get(name, []) if f.cls == "emulator"]
+        if fs:
+            logs = " ".join(str(f.real) + " " + str(f.sandbox) for f in byname.get(name, []))
+            wanted = {int(m) for m in MISC_MINOR.findall(logs)}
+            if not wanted and obs["errno"] == 16 and "misc" in " ".join(obs.get("log", [])):
+                wanted = {m for m in holder if m < 256}      # "misc_register failed": -EBUSY
+            contested = [m for m in wanted if holder.get(m) in incomplete | diverged]
+            if contested:
+                for f in fs:
+                    f.cls = ("explained: a fixed misc minor held by another module in the real "
+                             "run (" + ", ".join(f"{m} by {holder[m]}" for m in contested) +
+                             "), whose load the sandbox did not complete or that already "
+                             "differed for this reason")
+                diverged.add(name)
+        for m in added:
+            holder[m] = name
+        for ln in obs.get("misc", {}).get("removed", []):
+            holder.pop(int(ln.partition(" ")[0]), None)
 
 
 def render(rep: Report) -> str:
