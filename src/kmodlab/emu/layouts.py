@@ -105,9 +105,12 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
     },
     "inet": {
         "inet_frags": {"qsize": 0, "frags_cachep": 32, "frags_cache_name": 40, "refcnt": 88,
-                       "completion": 96},
+                       "completion": 96, "rhash_params": 48},
         "completion": {"done": 0, "wait": 8},
         "swait_queue_head": {"lock": 0, "task_list": 8},
+        "fqdir": {"high_thresh": 0, "f": 24, "net": 32, "dead": 40, "rhashtable": 64,
+                  "destroy_work": 264, "sizeof": 320},
+        "work_struct": {"data": 0, "entry": 8, "func": 24},
     },
     "input": {
         "list_head": {"next": 0, "prev": 8},
@@ -317,6 +320,24 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
     "zpool": {
         "zpool_driver": {"type": 0, "owner": 8, "refcount": 16, "list": 24},
     },
+    "rhashtable": {
+        "list_head": {"next": 0, "prev": 8},
+        "rhashtable": {"tbl": 0, "key_len": 8, "max_elems": 12, "p": 16, "rhlist": 56,
+                       "run_work": 64, "mutex": 96, "lock": 128, "nelems": 132,
+                       "sizeof": 136},
+        "rhltable": {"ht": 0, "sizeof": 136},
+        "rhashtable_params": {"nelem_hint": 0, "key_len": 2, "key_offset": 4,
+                              "head_offset": 6, "max_size": 8, "min_size": 12,
+                              "automatic_shrinking": 14, "hashfn": 16, "obj_hashfn": 24,
+                              "obj_cmpfn": 32, "sizeof": 40},
+        "bucket_table": {"size": 0, "nest": 4, "hash_rnd": 8, "walkers": 16, "rcu": 32,
+                         "future_tbl": 48, "buckets": 64, "sizeof": 64},
+        "callback_head": {"next": 0, "func": 8},
+        "rhash_head": {"next": 0},
+        "rhlist_head": {"rhead": 0, "next": 8},
+        "mutex": {"owner": 0, "wait_list": 16},
+        "work_struct": {"data": 0, "entry": 8, "func": 24},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
@@ -324,13 +345,13 @@ PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
                                          "backing_dev", "jump_label", "device", "genetlink",
                                          "sockdiag", "connector", "inet_proto", "tcp_cong", "idr",
-                                         "cpuhp", "zpool"})
+                                         "cpuhp", "zpool", "rhashtable"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {
     "crypto": ("slab",),
     "genetlink": ("notifier",),
-    "inet": ("slab",),
+    "inet": ("slab", "rhashtable"),
     "kobject": ("slab",),
     "mempool": ("slab",),
     "net": ("slab",),

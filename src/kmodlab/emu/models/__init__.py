@@ -33,6 +33,6 @@ percpu.py (mm/percpu.c: dynamic per-CPU memory), inet.py (net/ipv4/inet_fragment
 from . import (arch, backing_dev, bitmap, block, connector, cpuhp, crc, crypto, device, dmi,  # noqa: F401
                driver, edac, fs, genetlink, idr, inet, inet_proto, input, jump_label, kmod,
                kobject, leds, locking, mempool, module, net, netlink, netsched, notifier, page,
-               percpu, printk, proc, random, rbtree, resource, sched, shrinker, slab, sockdiag,
-               string, tcp_cong, textsearch, thunks, time, timer, transport, tty, userns, uuid,
-               vsprintf, workqueue, zpool)
+               percpu, printk, proc, random, rbtree, resource, rhashtable, sched, shrinker,
+               slab, sockdiag, string, tcp_cong, textsearch, thunks, time, timer, transport,
+               tty, userns, uuid, vsprintf, workqueue, zpool)
