@@ -359,3 +359,22 @@ def test_struct_page_access_is_unmodelled_data():
     long f(void) { return *(volatile unsigned long *)0xffffea0004000040UL; }'''
     with pytest.raises(Unmodelled, match="unmodelled kernel data vmemmap"):
         run(src)
+
+
+def test_a_pernet_field_a_module_writes_reads_back_in_its_exit(kernel, machine, tree):
+    """crypto_user's pernet init stores its netlink socket in init_net.crypto_nlsk; its exit
+    (another run of the emulator) reads it back to release the socket.  A field of init_net
+    no model gives and no module wrote still reads as unmodelled data."""
+    r = _insmod(kernel, tree, "crypto_user")
+    assert r.errno == 0, r.reason
+    assert machine.emu_state["written_data"]
+    assert [s["unit"] for s in machine.emu_state["netlink"]["sockets"].values()] == [21]
+    assert kernel.delete_module("crypto_user", 0).errno == 0
+    assert machine.emu_state["netlink"]["sockets"] == {}
+
+
+def test_bpf_kfuncs_of_a_module_with_btf(kernel, machine, tree):
+    """tcp_bbr registers its kfunc set against its own BTF (it has a .BTF section)."""
+    r = _insmod(kernel, tree, "tcp_bbr")
+    assert r.errno == 0, r.reason
+    assert [k["module"] for k in machine.emu_state["btf_kfuncs"]] == ["tcp_bbr"]

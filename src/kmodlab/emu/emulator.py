@@ -36,7 +36,7 @@ import os
 
 import struct
 import time
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -68,6 +68,9 @@ ARG_REGS = ("RDI", "RSI", "RDX", "RCX", "R8", "R9")
 MASK64 = (1 << 64) - 1
 
 
+# objects of the kernel whose fields module code may write and read back: export → the BTF
+# fact giving its size (struct net: each subsystem's pernet init fills in its own part)
+WRITABLE_DATA = {"init_net": ("net", "sizeof")}
 VMEMMAP_START, VMEMMAP_END = 0xFFFFEA0000000000, 0xFFFFEB0000000000   # models/page.py's base, 1 TiB
 _C_ESC = {1: "\\001", 9: "\\t", 10: "\\n", 34: '\\"', 92: "\\\\"}
 
@@ -299,8 +302,27 @@ class Emulator:
                     data_pages.add(p)
                 self._data_ranges.append((a, a + dm.size, name))
                 pending.append((a, dm, name))
+        # kernel structures whose fields module code writes and reads back (a pernet init
+        # storing its socket in init_net): the whole object's pages are hooked, and the bytes a
+        # module wrote are known from then on (``state["written_data"]``); a byte no model
+        # gives and no module wrote still reads as unmodelled data
+        self._writable: list[tuple[int, int, str]] = []
+        for export, (struct, member) in WRITABLE_DATA.items():
+            e = self.exports.get(export)
+            size = ((self.structs or {}).get(struct) or {}).get(member)
+            if e is None or not size:
+                continue
+            self._writable.append((e.addr, e.addr + size, export))
+            for p in range(e.addr & ~(PAGE_SIZE - 1), page_align(e.addr + size), PAGE_SIZE):
+                data_pages.add(p)
         for p in sorted(data_pages):
             self._map(p, p + PAGE_SIZE)
+        self._written: dict[int, int] = {}         # start → end, of module-written bytes
+        for a, hexed in self.state.get("written_data", {}).items():
+            raw = bytes.fromhex(hexed)
+            self.uc.mem_write(int(a), raw)
+            self._written[int(a)] = int(a) + len(raw)
+            self._data_ranges.append((int(a), int(a) + len(raw), "written"))
         self._persisted: list[tuple[int, DataModel]] = []
         kept = self.state.get("kernel_data", {})
         for addr, dm, name in pending:
@@ -507,10 +529,20 @@ class Emulator:
 
     def _persist_out(self) -> None:
         """Kernel variables module code may write (``data(..., persist=True)``): their bytes
-        now, into ``state`` (a stopped init's state is rolled back by the machine)."""
+        now, into ``state`` (a stopped init's state is rolled back by the machine); and the
+        bytes module code wrote into a WRITABLE_DATA object, merged into runs."""
         for addr, dm in getattr(self, "_persisted", ()):
             self.state.setdefault("kernel_data", {})[dm.name] = \
                 bytes(self.uc.mem_read(addr, dm.size)).hex()
+        runs: list[list[int]] = []
+        for a, e in sorted(getattr(self, "_written", {}).items()):
+            if runs and a <= runs[-1][1]:
+                runs[-1][1] = max(runs[-1][1], e)
+            else:
+                runs.append([a, e])
+        if runs:
+            self.state["written_data"] = {str(a): bytes(self.uc.mem_read(a, e - a)).hex()
+                                          for a, e in runs}
 
     def _persist_in(self) -> None:
         kept = self.state.get("kernel_data", {})
@@ -662,6 +694,11 @@ class Emulator:
             s, e, _n = self._data_ranges[i]
             if s <= address and address + size <= e:
                 return
+        if access == UC_MEM_WRITE and any(s <= address and address + size <= e
+                                          for s, e, _n in self._writable):
+            self._written[address] = max(self._written.get(address, 0), address + size)
+            insort(self._data_ranges, (address, address + size, "written"))
+            return
         self._stop(Unmodelled(self._data_name(self._nearest_kimg(address)) or f"{address:#x}",
                               kind="data", what=self.what, write=access == UC_MEM_WRITE))
 

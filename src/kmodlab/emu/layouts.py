@@ -157,7 +157,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "pernet_operations": {"list": 0, "init": 16, "pre_exit": 24, "exit": 32,
                               "exit_batch": 40, "exit_batch_rtnl": 48, "exit_rtnl": None,
                               "id": 56, "size": 64},
-        "net": {"exit_list": 48, "user_ns": 88, "gen": 3144},
+        "net": {"exit_list": 48, "user_ns": 88, "gen": 3144, "sizeof": 4480},
         "net_generic": {"ptr": 0, "sizeof": 24},
         "netdev_notifier_info": {"dev": 0, "extack": 8, "sizeof": 16},
         "proto": {"inuse_idx": 224, "slab": 344, "obj_size": 352, "slab_flags": 356,
@@ -338,6 +338,9 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "mutex": {"owner": 0, "wait_list": 16},
         "work_struct": {"data": 0, "entry": 8, "func": 24},
     },
+    "bpf": {
+        "mutex": {"owner": 0, "wait_list": 16, "sizeof": 32},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
@@ -345,7 +348,7 @@ PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
                                          "backing_dev", "jump_label", "device", "genetlink",
                                          "sockdiag", "connector", "inet_proto", "tcp_cong", "idr",
-                                         "cpuhp", "zpool", "rhashtable"})
+                                         "cpuhp", "zpool", "rhashtable", "bpf", "netfilter"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {

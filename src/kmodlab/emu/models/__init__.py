@@ -30,9 +30,9 @@ percpu.py (mm/percpu.c: dynamic per-CPU memory), inet.py (net/ipv4/inet_fragment
 (drivers/tty/tty_io.c, tty_ldisc.c: tty drivers, line disciplines), backing_dev.py
 (mm/backing-dev.c: bdi_alloc, bdi_register).
 """
-from . import (arch, backing_dev, bitmap, block, connector, cpuhp, crc, crypto, device, dmi,  # noqa: F401
-               driver, edac, fs, genetlink, idr, inet, inet_proto, input, jump_label, kmod,
-               kobject, leds, locking, mempool, module, net, netlink, netsched, notifier, page,
-               percpu, printk, proc, random, rbtree, resource, rhashtable, sched, shrinker,
-               slab, sockdiag, string, tcp_cong, textsearch, thunks, time, timer, transport,
-               tty, userns, uuid, vsprintf, workqueue, zpool)
+from . import (arch, backing_dev, bitmap, block, bpf, connector, cpuhp, crc, crypto, device,  # noqa: F401
+               dmi, driver, edac, fs, genetlink, idr, inet, inet_proto, input, jump_label,
+               kmod, kobject, leds, locking, mempool, module, net, netfilter, netlink,
+               netsched, notifier, page, percpu, printk, proc, random, rbtree, resource,
+               rhashtable, sched, shrinker, slab, sockdiag, string, tcp_cong, textsearch,
+               thunks, time, timer, transport, tty, userns, uuid, vsprintf, workqueue, zpool)

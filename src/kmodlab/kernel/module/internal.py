@@ -194,6 +194,7 @@ class Module:
     percpu: int = 0
     percpu_size: int = 0
     jump_entries: list[int] = field(default_factory=lambda: [0, 0])   # __jump_table: addr, count
+    btf_data_size: int = 0            # mod->btf_data_size: its .BTF section (0: none)
     using_gplonly_symbols: bool = False
     sig_ok: bool = False
     filename: str = ""

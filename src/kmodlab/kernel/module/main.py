@@ -361,6 +361,9 @@ def find_module_sections(m, info: LoadInfo, mod: Module) -> ModSections:
         raise LoadError(EINVAL, "find_module_sections", f"{mod.name}: has both .ctors and .init_array.")
     if f("__obsparm"):
         m.printk(KERN_WARNING, f"{mod.name}: Ignoring obsolete parameters")
+    btf = info.find_sec(".BTF")               # mod->btf_data (any section, as the kernel's)
+    if btf:
+        mod.btf_data_size = info.sechdrs[btf].size
     jt = f("__jump_table")                    # mod->jump_entries, num_jump_entries
     if jt:
         mod.jump_entries = [info.sechdrs[jt].addr, info.sechdrs[jt].size // JUMP_ENTRY_SIZE]
