@@ -28,7 +28,7 @@ WANTED_MODDIR = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/(modules\.builtin(?:\
 KO = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/kernel/.*\.ko(\.xz|\.zst|\.gz)?$")
 VERMAGIC = re.compile(rb"(?:^|\0)vermagic=([^\0]*)\0")
 RELEASE = re.compile(r"^(\d+\.\d+(?:\.\d+)?(?:-\d+|\+deb\d+))-(.+)$")   # 6.1.0-56 | 6.12.118+deb13, + amd64
-IMPORTER_VERSION = 7            # bump when profiles gain facts: cached imports are redone
+IMPORTER_VERSION = 8            # bump when profiles gain facts: cached imports are redone
 MAX_COMPRESSED_KO = 100                                       # vermagic samples of .ko.xz etc.
 
 

@@ -28,9 +28,12 @@ freed.  A device made by device_create is freed by the kernel's device_create_re
 device whose devres list is not empty (devm_* on it) is Unmodelled at release.
 
 **Probing.**  device_add on a bus matches the device against that bus's drivers, and every
-driver registered on the bus later is matched against it (driver_attach); models/driver.py's
-driver_register walks no devices, so a device on a bus is Unmodelled at device_add (naming
-the bus and a driver that could match), rather than left unprobed.
+driver registered on the bus later is matched against it (driver_attach).  A platform device
+(platform_bus_type: its dev_groups and uevent are the kernel's, modelled here as the files
+modalias/driver_override and MODALIAS=platform:<name>) goes to models/driver.py's
+bus_probe_device, which probes it with a matching module driver; device_del unbinds it first.
+A device on any other bus is Unmodelled at device_add (naming the bus and a driver that could
+match), rather than left unprobed.
 
 **Uevents** (lib/kobject_uevent.c).  Debian's kernels are built without
 CONFIG_UEVENT_HELPER and the sandbox machine has no netlink listener (no udev): the event is
@@ -180,6 +183,8 @@ def _kref(emu, dev: int) -> int:
 
 
 def get(emu, dev: int) -> int:
+    if dev and dev == emu.export_addr("platform_bus"):   # the kernel's static device: its
+        return dev                                        # count is never seen, never drops
     if dev:
         if not _bit(emu, dev, ST_INIT):
             emu.printk(4, f"kobject: '{dev_name(emu, dev)}' ({dev:#x}): is not initialized, "
@@ -194,7 +199,7 @@ def get_device(emu, dev):
 
 
 def put(emu, dev: int) -> None:
-    if not dev:
+    if not dev or dev == emu.export_addr("platform_bus"):
         return
     if not _bit(emu, dev, ST_INIT):
         emu.printk(4, f"kobject: '{dev_name(emu, dev)}' ({dev:#x}): is not initialized, yet "
@@ -234,6 +239,9 @@ def _cleanup(emu, dev: int) -> None:
         emu.kfree(dev)
     elif release:
         emu.call_module(release, (dev,))
+    elif d.get("release_model") == "platform":  # platform_device_release (driver.py)
+        from .driver import platform_device_release
+        platform_device_release(emu, dev)
     elif typ and _ptr(emu, typ, T_RELEASE):
         emu.call_module(_ptr(emu, typ, T_RELEASE), (dev,))
     elif cls and _ptr(emu, cls, C_DEV_RELEASE):
@@ -302,6 +310,8 @@ def _check_probe(emu, dev: int, bus: int) -> str:
     if name is None:
         raise Unmodelled(f"device_add (bus at {bus:#x} is not registered: bus->p is NULL)",
                          what=emu.what)
+    if name == "platform":                      # matched after the uevent: driver.py's
+        return name                             # bus_probe_device
     drvs = [k for k in _driver_reg(emu, "bus_driver") if k.startswith(name + "/")]
     if name in boot_buses(emu).values():
         why = "its drivers, built-in ones included"
@@ -407,6 +417,11 @@ def _dev_uevent(emu, dev: int, env: int) -> int:
         _add_var(emu, env, f"DRIVER={_s(emu, emu.read_u(drv, 8))}")
     ret = 0
     for obj, key in ((bus, B_UEVENT), (cls, C_DEV_UEVENT), (typ, T_UEVENT)):
+        if obj and obj == bus and _platform_bus(emu, bus):     # platform_uevent (no OF node,
+            from .driver import platform_modalias              # no ACPI companion)
+            _add_var(emu, env, f"MODALIAS={platform_modalias(emu, dev)}")
+            ret = 0                                            # (its result is not checked)
+            continue
         fn = _ptr(emu, obj, key) if obj else 0
         if fn:
             ret = _s32(emu.call_module(fn, (dev, env)))   # (pr_debug on failure: off)
@@ -428,7 +443,7 @@ def _uevent(emu, dev: int, action: str) -> int:
     if not path:
         raise Unmodelled(f"kobject_uevent (device '{dev_name(emu, dev)}' is not in sysfs)",
                          what=emu.what)
-    subsystem = _s(emu, _ptr(emu, bus, B_NAME)) if bus else _class_name(emu, cls)
+    subsystem = _bus_name(emu, bus) if bus else _class_name(emu, cls)
     env = emu.kmalloc(_o(emu, ENV_SIZE), zero=True)
     try:
         _add_var(emu, env, f"ACTION={action}")
@@ -642,8 +657,13 @@ def _add(emu, dev: int) -> int:
         if err:
             _unlink(emu, d)
             return fail(err)
-    if bus:                                              # bus_add_device
+    if bus and _platform_bus(emu, bus):              # platform_dev_groups: the kernel's
+        err = 0                                          # (numa_node hidden: NUMA_NO_NODE)
+        for f in ("modalias", "driver_override"):
+            _files(emu)[f"{path}/{f}"] = 0o444 if f == "modalias" else 0o644
+    elif bus:                                            # bus_add_device
         err = _groups(emu, dev, _ptr(emu, bus, B_DEV_GROUPS))
+    if bus:
         link = f"/bus/{bus_name}/devices/{name}"
         if not err and link in links:
             err = _dup(emu, link)
@@ -666,6 +686,9 @@ def _add(emu, dev: int) -> int:
     if bus:
         _notify(emu, bus, BUS_NOTIFY_ADD_DEVICE, dev)
     _uevent(emu, dev, "add")
+    if bus_name == "platform":                           # bus_probe_device
+        from .driver import bus_probe_device
+        bus_probe_device(emu, dev)
     if cls:                                              # class interfaces' add_dev
         c = _class_registered(emu, cls)
         for intf in list(c.get("interfaces", [])):
@@ -719,6 +742,9 @@ def device_del(emu, dev):
     bus, cls = d.get("bus"), d.get("cls")
     if bus:
         _notify(emu, bus, BUS_NOTIFY_DEL_DEVICE, dev)
+    if d.get("bus_name") == "platform":                  # bus_remove_device: unbind
+        from .driver import platform_unbind, PD_DEV, _o as _dro
+        platform_unbind(emu, dev - _dro(emu, PD_DEV))
     if d.get("devt", 0) >> MINORBITS:
         _devnode(emu, dev)                               # devtmpfs_delete_node
     if cls:
@@ -838,8 +864,17 @@ def dev_driver_string(emu, dev: int) -> str:
     if drv:
         return _s(emu, emu.read_u(drv, 8))             # struct device_driver: name first
     if bus:
-        return _s(emu, _ptr(emu, bus, B_NAME))
+        return _bus_name(emu, bus)
     return _class_name(emu, cls) if cls else ""
+
+
+def _bus_name(emu, bus: int) -> str:
+    """A bus's name: a built-in bus's from the models (its bus_type is the kernel's data)."""
+    return boot_buses(emu).get(bus) or _s(emu, _ptr(emu, bus, B_NAME))
+
+
+def _platform_bus(emu, bus: int) -> bool:
+    return bool(bus) and bus == emu.export_addr("platform_bus_type")
 
 
 def _dev_name_or_init(emu, dev: int) -> str:

@@ -7,10 +7,15 @@ gets the kernel's answer: a class or bus whose sysfs directory already exists �
 warns "cannot create duplicate filename"), a driver already on its bus → -EBUSY ("Error: Driver
 '%s' is already registered, aborting..."), a taken misc minor or char-device range → -EBUSY.
 
-**No devices.**  The sandbox machine has no PCI, platform, USB … devices, so registering a
-driver binds nothing: ``driver_attach`` walks an empty device list and the driver's ``probe``
-is never called — the honest answer of a machine without that hardware.  Buses registered by
-modules likewise start empty.
+**Devices on buses.**  The machine's devices are the real QEMU guest's, recorded per release
+(profile/data/boot-views-<release>.json, "devices"): PCI, platform, ACPI, PNP, serio, virtio.
+driver_register's driver_attach matches the driver against every device of its bus not
+bound yet, as the bus's match does (pci_match_id, platform_match, acpi_match_device_ids,
+compare_pnp_id; "Devices on buses" below): a matching boot device would be probed on hardware
+the sandbox has no struct for, so that stops as Unmodelled naming driver and device; no match
+registers the driver and nothing is probed.  Platform devices modules add
+(platform_device_alloc/add, _register_full) are matched against the module platform drivers
+and probed in module code.  Buses registered by modules start empty.
 
 Layouts — read from the running kernel's BTF (emu/layouts.py); Debian 6.1 amd64's, for
 reference: ``struct device_driver`` {name 0, bus 8, owner 16, mod_name 24,
@@ -83,6 +88,24 @@ BOOT_BUSES = {"pci_bus_type": "pci", "platform_bus_type": "platform", "usb_bus_t
               "mdio_bus_type": "mdio_bus", "sdio_bus_type": "sdio", "mmc_bus_type": "mmc"}
 
 
+# built-in buses whose bus_type vmlinux does not export (module code reaches them only through
+# the acpi_bus_register_driver / pnp_register_driver models, which set drv->bus)
+HIDDEN_BUSES = ("acpi", "pnp")
+
+
+def hidden_bus(emu, name: str) -> int:
+    """The model's stand-in for a built-in bus_type that is not exported: a private struct
+    with the bus's name, one per emulator."""
+    buses = emu.__dict__.setdefault("_hidden_buses", {})
+    if name not in buses:
+        b = emu.priv_alloc(256, 64)
+        emu.write(b, bytes(256))
+        emu.write(b + 128, name.encode() + b"\0")
+        emu.write_u(b + _o(emu, BUS_NAME), 8, b + 128)
+        buses[name] = b
+    return buses[name]
+
+
 def boot_buses(emu) -> dict[int, str]:
     """bus_type address → name, for the buses built into the running vmlinux."""
     out = {}
@@ -90,6 +113,9 @@ def boot_buses(emu) -> dict[int, str]:
         e = emu.exports.get(export)
         if e is not None and getattr(e, "owner", "vmlinux") == "vmlinux":
             out[e.addr] = name
+    for name in HIDDEN_BUSES:
+        if name not in out.values():
+            out[hidden_bus(emu, name)] = name
     return out
 
 
@@ -221,7 +247,8 @@ def bus_unregister(emu, bus):
 # --- drivers ----------------------------------------------------------------------------------
 @model("driver_register")
 def driver_register(emu, drv):
-    """Adds the driver to its bus; the bus has no devices, so nothing is probed."""
+    """Adds the driver to its bus, then driver_attach: every device of the bus that is not
+    bound and that the bus's match accepts is probed (see "Devices on buses" below)."""
     name = _name(emu, emu.read_u(drv + _o(emu, DRV_NAME), 8))
     bus = emu.read_u(drv + _o(emu, DRV_BUS), 8)
     bus_name = bus_registered(emu, bus) if bus else None
@@ -238,7 +265,7 @@ def driver_register(emu, drv):
     p = emu.kmalloc(PRIVATE_SIZE, zero=True)
     emu.write_u(drv + _o(emu, DRV_P), 8, p)
     drivers[key] = {"drv": drv, "p": p, "probed": 0}
-    emu.note(f"{key}: no devices, probe not called")
+    driver_attach(emu, bus_name, drv)
     return 0
 
 
@@ -247,6 +274,7 @@ def driver_unregister(emu, drv):
     drivers = _reg(emu, "bus_driver")
     for key, d in list(drivers.items()):
         if d["drv"] == drv:
+            driver_detach(emu, drv)
             del drivers[key]
             emu.write_u(drv + _o(emu, DRV_P), 8, 0)
             emu.kfree(d["p"])
@@ -256,7 +284,8 @@ def driver_unregister(emu, drv):
 
 @model("__pci_register_driver")
 def __pci_register_driver(emu, drv, owner, mod_name):
-    """pci_register_driver: the machine has no PCI devices, so probe is never called."""
+    """pci_register_driver: the driver struct filled in, then driver_register (matched
+    against the machine's PCI devices by pci_bus_match)."""
     d = drv + _o(emu, PCI_DRIVER)
     emu.write_u(d + _o(emu, DRV_NAME), 8, emu.read_u(drv + _o(emu, PCI_NAME), 8))
     emu.write_u(d + _o(emu, DRV_BUS), 8, emu.export_addr("pci_bus_type") or 0)
@@ -372,7 +401,8 @@ def pci_unregister_driver(emu, drv):
 
 @model("__platform_driver_register")
 def __platform_driver_register(emu, drv, owner):
-    """platform_driver_register: no platform device matches in the sandbox; probe not called."""
+    """platform_driver_register: owner and bus set, then driver_register (platform_match
+    against the boot platform devices and those modules added)."""
     d = drv + _o(emu, PLATFORM_DRIVER)
     emu.write_u(d + _o(emu, DRV_OWNER), 8, owner)
     emu.write_u(d + _o(emu, DRV_BUS), 8, emu.export_addr("platform_bus_type") or 0)
@@ -382,6 +412,672 @@ def __platform_driver_register(emu, drv, owner):
 @model("platform_driver_unregister")
 def platform_driver_unregister(emu, drv):
     driver_unregister(emu, drv + _o(emu, PLATFORM_DRIVER))
+
+
+PROBE_PREFER_ASYNCHRONOUS, PROBE_FORCE_SYNCHRONOUS = 1, 2
+
+
+def _platform_probe_fail(emu, pdev):
+    """platform_probe_fail: what a platform_driver_probe driver's probe becomes."""
+    return -ENXIO
+
+
+@model("__platform_driver_probe")
+def __platform_driver_probe(emu, drv, probe, module):
+    """platform_driver_probe: synchronous probing forced, no deferral, no bind/unbind files,
+    drv->probe = probe while __platform_driver_register binds the devices there now, then
+    platform_probe_fail; -ENODEV (and the driver unregistered) if no device got bound."""
+    d = drv + _o(emu, PLATFORM_DRIVER)
+    name = _name(emu, emu.read_u(d + _o(emu, DRV_NAME), 8))
+    if emu.read_u(d + _o(emu, ("device_driver", "probe_type")), 4) == PROBE_PREFER_ASYNCHRONOUS:
+        emu.printk(3, f"{name}: drivers registered with __platform_driver_probe can not be "
+                      "probed asynchronously\n")
+        return -EINVAL
+    emu.write_u(d + _o(emu, ("device_driver", "probe_type")), 4, PROBE_FORCE_SYNCHRONOUS)
+    emu.write_u(drv + _o(emu, PDRV_NO_DEFER), 1, 1)
+    emu.write_u(d + _o(emu, ("device_driver", "suppress_bind_attrs")), 1, 1)
+    emu.write_u(drv + _o(emu, PDRV_PROBE), 8, probe)
+    code = __platform_driver_register(emu, drv, module)
+    if code:
+        return code
+    if "_probe_fail" not in emu.__dict__:
+        emu._probe_fail = emu.trap("platform_probe_fail", _platform_probe_fail)
+    emu.write_u(drv + _o(emu, PDRV_PROBE), 8, emu._probe_fail)
+    key = _key_of(emu, d)
+    _reg(emu, "bus_driver")[key]["probe_fail"] = True
+    bound = any(p.get("drv") == d for p in _reg(emu, "pdev").values())
+    if not bound:
+        platform_driver_unregister(emu, drv)
+        return -ENODEV
+    return 0
+
+
+# --- devices on buses: matching, probing (drivers/base/dd.c and each bus's match) ---------------
+# The machine's devices are the real QEMU guest's, recorded per release in
+# profile/data/boot-views-<release>.json ("devices": bus → name → modalias, PNP ids, bound
+# driver), plus the platform devices modules add (``emu.state["driver"]["pdev"]``).
+# driver_register's driver_attach walks the bus's devices: one already bound is skipped
+# (__driver_attach), one the bus's match accepts is probed (really_probe).  A boot device's
+# probe runs the driver on hardware the sandbox has no struct for: Unmodelled, naming driver
+# and device.  A module's platform device is probed through the driver's probe in module code.
+# serio: __serio_register_driver registers with manual_bind forced on (serio_bus_match matches
+# nothing), the attach runs later from kseriod, after init: nothing is probed during init.
+PD_NAME, PD_ID, PD_ID_AUTO = ("platform_device", "name"), ("platform_device", "id"), \
+    ("platform_device", "id_auto")
+PD_DEV, PD_DMA_MASK = ("platform_device", "dev"), ("platform_device", "platform_dma_mask")
+PD_DMA_PARMS, PD_NUM_RES = ("platform_device", "dma_parms"), ("platform_device", "num_resources")
+PD_RES, PD_OVERRIDE = ("platform_device", "resource"), ("platform_device", "driver_override")
+PD_MFD, PD_SIZE = ("platform_device", "mfd_cell"), ("platform_device", "sizeof")
+PO_NAME = ("platform_object", "name")
+PDRV_PROBE, PDRV_REMOVE = ("platform_driver", "probe"), ("platform_driver", "remove")
+PDRV_REMOVE_NEW, PDRV_ID_TABLE = ("platform_driver", "remove_new"), ("platform_driver", "id_table")
+PDRV_NO_DEFER = ("platform_driver", "prevent_deferred_probe")
+PID_NAME, PID_SIZE = ("platform_device_id", "name"), ("platform_device_id", "sizeof")
+PCI_ID_TABLE = ("pci_driver", "id_table")
+PCIID = {m: ("pci_device_id", m) for m in ("vendor", "device", "subvendor", "subdevice",
+                                           "class", "class_mask", "override_only", "sizeof")}
+ACPIID_ID, ACPIID_CLS, ACPIID_SIZE = ("acpi_device_id", "id"), ("acpi_device_id", "cls"), \
+    ("acpi_device_id", "sizeof")
+ACPI_NAME, ACPI_IDS, ACPI_DRV, ACPI_OWNER = ("acpi_driver", "name"), ("acpi_driver", "ids"), \
+    ("acpi_driver", "drv"), ("acpi_driver", "owner")
+PNP_NAME, PNP_ID_TABLE, PNP_DRIVER = ("pnp_driver", "name"), ("pnp_driver", "id_table"), \
+    ("pnp_driver", "driver")
+PNPID_ID, PNPID_SIZE = ("pnp_device_id", "id"), ("pnp_device_id", "sizeof")
+DRV_ACPI_MATCH = ("device_driver", "acpi_match_table")
+DEV_DRIVER, DEV_PLATFORM_DATA = ("device", "driver"), ("device", "platform_data")
+DEV_DMA_MASK, DEV_COHERENT = ("device", "dma_mask"), ("device", "coherent_dma_mask")
+DEV_DMA_PARMS, DEV_FWNODE = ("device", "dma_parms"), ("device", "fwnode")
+DEV_DRVDATA = ("device", "driver_data")
+PDI = {m: ("platform_device_info", m) for m in ("parent", "fwnode", "name", "id", "res",
+                                                "num_res", "data", "size_data", "dma_mask",
+                                                "properties")}
+PCI_ANY_ID = 0xFFFFFFFF
+PLATFORM_DEVID_NONE, PLATFORM_DEVID_AUTO = -1, -2
+ENXIO, EPROBE_DEFER = 6, 517
+DEFAULT_RELEASE = "6.1.0-56-amd64"     # a bare emulator (no machine): the embedded kernel's
+
+
+def _release(emu) -> str:
+    prof = getattr(getattr(emu, "kernel", None), "profile", None)
+    return getattr(prof, "release", DEFAULT_RELEASE)
+
+
+def boot_devices(emu) -> dict:
+    """bus → device name → record, of the booted guest (cached per release)."""
+    from ...kernel.registrations import boot_views
+    rel = _release(emu)
+    cache = _BOOT_DEVICES.get(rel)
+    if cache is None:
+        try:
+            cache = boot_views(rel)["devices"]
+        except (LookupError, OSError):
+            raise Unmodelled(f"{emu._model_name} (this kernel's boot devices were not "
+                             "recorded)", what=emu.what) from None
+        _BOOT_DEVICES[rel] = cache
+    return cache
+
+
+_BOOT_DEVICES: dict = {}
+
+
+def _acpi_ids(modalias: str | None) -> list[str]:
+    """The HID and CIDs of an ACPI device from its modalias ``acpi:HID:CID1:…:``."""
+    if not modalias or not modalias.startswith("acpi:"):
+        return []
+    return [i for i in modalias[5:].split(":") if i]
+
+
+def _pci_ids(modalias: str) -> dict:
+    """pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X → vendor, device, subvendor, subdevice,
+    class (24 bits)."""
+    import re
+    m = re.fullmatch(r"pci:v([0-9A-F]{8})d([0-9A-F]{8})sv([0-9A-F]{8})sd([0-9A-F]{8})"
+                     r"bc([0-9A-F]{2})sc([0-9A-F]{2})i([0-9A-F]{2})", modalias)
+    v = [int(x, 16) for x in m.groups()]
+    return {"vendor": v[0], "device": v[1], "subvendor": v[2], "subdevice": v[3],
+            "class": v[4] << 16 | v[5] << 8 | v[6]}
+
+
+def _cstr_at(emu, addr: int, n: int) -> str:
+    return emu.read(addr, n).split(b"\0", 1)[0].decode("latin-1")
+
+
+def _acpi_table_match(emu, table: int, ids: list[str]) -> bool:
+    """__acpi_match_device: an entry (until one with neither id nor cls) whose id equals one
+    of the device's HID/CIDs (a cls-only entry matches a _CLS the recorded devices lack)."""
+    while table:
+        idstr = _cstr_at(emu, table + _o(emu, ACPIID_ID), 16)
+        cls = emu.read_u(table + _o(emu, ACPIID_CLS), 4)
+        if not idstr and not cls:
+            return False
+        if idstr and idstr in ids:
+            return True
+        table += _o(emu, ACPIID_SIZE)
+    return False
+
+
+def _pci_match(emu, drv: int, dev: dict) -> bool:
+    """pci_bus_match → pci_match_device: no dynids, no driver_override on the recorded devices:
+    pci_match_id over id_table, entries with override_only skipped."""
+    pdrv = drv - _o(emu, PCI_DRIVER)
+    t = emu.read_u(pdrv + _o(emu, PCI_ID_TABLE), 8)
+    if not t:
+        return False
+    while True:
+        f = {k: emu.read_u(t + _o(emu, PCIID[k]), 4) for k in
+             ("vendor", "device", "subvendor", "subdevice", "class", "class_mask")}
+        if not (f["vendor"] or f["subvendor"] or f["class_mask"]):
+            return False
+        if all(f[k] in (PCI_ANY_ID, dev[k]) for k in ("vendor", "device", "subvendor",
+                                                      "subdevice")) \
+                and not ((f["class"] ^ dev["class"]) & f["class_mask"]) \
+                and not emu.read_u(t + _o(emu, PCIID["override_only"]), 4):
+            return True
+        t += _o(emu, PCIID["sizeof"])
+
+
+def _platform_match(emu, drv: int, dev: dict) -> bool:
+    """platform_match: driver_override; OF (no device tree on x86); the ACPI companion's
+    ids against drv->acpi_match_table; the driver's id_table by name; else the names."""
+    dname = _name(emu, emu.read_u(drv + _o(emu, DRV_NAME), 8))
+    if dev.get("override"):
+        return dev["override"] == dname
+    acpi_table = emu.read_u(drv + _o(emu, DRV_ACPI_MATCH), 8)
+    if acpi_table and dev.get("acpi") and _acpi_table_match(emu, acpi_table, dev["acpi"]):
+        return True
+    pdrv = drv - _o(emu, PLATFORM_DRIVER)
+    t = emu.read_u(pdrv + _o(emu, PDRV_ID_TABLE), 8)
+    if t:
+        while True:
+            n = _cstr_at(emu, t + _o(emu, PID_NAME), 20)
+            if not n:
+                return False
+            if n == dev["pname"]:
+                return True
+            t += _o(emu, PID_SIZE)
+    return dev["pname"] == dname
+
+
+def _acpi_match(emu, drv: int, dev: dict) -> bool:
+    """acpi_bus_match → acpi_match_device_ids(device, acpi_drv->ids)."""
+    adrv = drv - _o(emu, ACPI_DRV)
+    return _acpi_table_match(emu, emu.read_u(adrv + _o(emu, ACPI_IDS), 8), dev["ids"])
+
+
+def _pnp_compare(dev_id: str, id_: str) -> bool:
+    """compare_pnp_id for one of the device's ids: the 3 letters exactly, the 4 hex digits
+    case-insensitively, 'X' in either a wildcard; "ANYDEVS" matches every device."""
+    if len(id_) != 7:
+        return False
+    if id_ == "ANYDEVS":
+        return True
+    if dev_id[:3] != id_[:3]:
+        return False
+    return all(a == "X" or b == "X" or a.upper() == b.upper()
+               for a, b in zip(dev_id[3:7], id_[3:7]))
+
+
+def _pnp_match(emu, drv: int, dev: dict) -> bool:
+    pdrv = drv - _o(emu, PNP_DRIVER)
+    t = emu.read_u(pdrv + _o(emu, PNP_ID_TABLE), 8)
+    while t:
+        id_ = _cstr_at(emu, t + _o(emu, PNPID_ID), 8)
+        if not id_:
+            return False
+        if any(_pnp_compare(d, id_) for d in dev["ids"]):
+            return True
+        t += _o(emu, PNPID_SIZE)
+    return False
+
+
+MATCH = {"pci": _pci_match, "platform": _platform_match, "acpi": _acpi_match,
+         "pnp": _pnp_match}
+
+
+def bus_devices(emu, bus: str) -> list[dict]:
+    """The devices on a bus the models match: the boot guest's (``boot``), then the
+    platform devices modules added, in the order they were added."""
+    boot = boot_devices(emu).get(bus, {})
+    acpi = boot_devices(emu).get("acpi", {})
+    out = []
+    for name, rec in boot.items():
+        d = {"name": name, "boot": True, "driver": rec.get("driver")}
+        ma = rec.get("modalias") or ""
+        if bus == "pci":
+            d.update(_pci_ids(ma))
+        elif bus == "platform":
+            d["pname"] = ma[9:] if ma.startswith("platform:") else name
+            if name in acpi:                      # acpi_create_platform_device's companion
+                d["acpi"] = _acpi_ids(acpi[name].get("modalias"))
+        elif bus == "acpi":
+            d["ids"] = _acpi_ids(ma)
+        elif bus == "pnp":
+            d["ids"] = (rec.get("id") or "").split()
+        out.append(d)
+    if bus == "platform":
+        for a, p in _reg(emu, "pdev").items():
+            if p.get("added"):
+                out.append({"name": p["devname"], "boot": False, "pdev": int(a),
+                            "pname": p["pname"], "driver": p.get("driver"),
+                            "override": _override(emu, int(a))})
+    return out
+
+
+def _override(emu, pdev: int) -> str | None:
+    """pdev->driver_override (Linux 6.1; 6.12 moved it into struct device, not read)."""
+    try:
+        off = _o(emu, PD_OVERRIDE)
+    except Unmodelled:
+        return None
+    p = emu.read_u(pdev + off, 8)
+    return _name(emu, p) if p else None
+
+
+def driver_attach(emu, bus: str, drv: int) -> None:
+    """driver_attach → __driver_attach for each device of the bus: skipped if bound, probed
+    if the bus's match accepts it."""
+    match = MATCH.get(bus)
+    if match is None:                  # a bus whose match is not modelled: fine while all
+        free = [n for n, r in boot_devices(emu).get(bus, {}).items() if not r.get("driver")]
+        if free and bus != "serio":    # its devices are bound (virtio's to 9pnet_virtio)
+            raise Unmodelled(f"driver_register (matching on bus {bus} against device "
+                             f"{free[0]})", what=emu.what)
+        return
+    name = _name(emu, emu.read_u(drv + _o(emu, DRV_NAME), 8))
+    for dev in bus_devices(emu, bus):
+        if dev["driver"] or not match(emu, drv, dev):
+            continue
+        if dev["boot"]:
+            raise Unmodelled(f"really_probe (driver {name} matches the machine's {bus} device "
+                             f"{dev['name']}: its probe)", what=emu.what)
+        platform_probe(emu, drv, dev["pdev"])
+
+
+@model("driver_attach")
+def driver_attach_model(emu, drv):
+    """driver_attach(drv): bus_for_each_dev over the driver's bus with __driver_attach
+    (see driver_attach above); 0, as the kernel's walk returns when __driver_attach does."""
+    bus = emu.read_u(drv + _o(emu, DRV_BUS), 8)
+    name = bus_registered(emu, bus) if bus else None
+    if name is None:
+        return -EINVAL
+    if name not in boot_buses(emu).values():
+        if any(p.get("bus") == bus for p in emu.state.get("devices", {}).values()):
+            raise Unmodelled(f"driver_attach (the devices on bus {name})", what=emu.what)
+        return 0                                     # a module's bus: no devices on it
+    driver_attach(emu, name, drv)
+    return 0
+
+
+def _key_of(emu, drv: int) -> str | None:
+    for key, d in _reg(emu, "bus_driver").items():
+        if d["drv"] == drv:
+            return key
+    return None
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def platform_probe(emu, drv: int, pdev: int) -> int:
+    """really_probe of a module's platform device: dev->driver set, platform_probe calls the
+    driver's probe(pdev) (no clocks or PM domain on this machine), a failure unbinds with
+    call_driver_probe's message (none for -ENODEV/-ENXIO); probe deferral is not modelled."""
+    dev = pdev + _o(emu, PD_DEV)
+    p = _reg(emu, "pdev")[str(pdev)]
+    dname = _name(emu, emu.read_u(drv + _o(emu, DRV_NAME), 8))
+    emu.write_u(dev + _o(emu, DEV_DRIVER), 8, drv)
+    pdrv = drv - _o(emu, PLATFORM_DRIVER)
+    probe = emu.read_u(pdrv + _o(emu, PDRV_PROBE), 8)
+    if _reg(emu, "bus_driver").get(_key_of(emu, drv) or "", {}).get("probe_fail"):
+        ret = -ENXIO                           # platform_probe_fail: not even called
+    else:
+        ret = _s32(emu.call_module(probe, (pdev,))) if probe else 0
+    if ret == -EPROBE_DEFER and emu.read_u(pdrv + _o(emu, PDRV_NO_DEFER), 1):
+        emu.printk(4, f"{dname} {p['devname']}: probe deferral not supported\n")
+        ret = -ENXIO
+    if ret == -EPROBE_DEFER:
+        raise Unmodelled(f"really_probe ({dname} defers the probe of {p['devname']}: the "
+                         "deferred-probe list)", what=emu.what)
+    if ret:
+        if ret in (-ENODEV, -ENXIO):
+            pass                               # pr_debug / dev_dbg "rejects match": off
+        elif emu.kernel_version >= (6, 12):    # 6.12.118's call_driver_probe: dev_err
+            from .device import _dev_printk
+            _dev_printk(emu, 3, dev, f"probe with driver {dname} failed with error {ret}\n")
+        else:                                  # 6.1's: pr_warn
+            emu.printk(4, f"{dname}: probe of {p['devname']} failed with error {ret}\n")
+        emu.write_u(dev + _o(emu, DEV_DRIVER), 8, 0)
+        emu.write_u(dev + _o(emu, DEV_DRVDATA), 8, 0)
+        return ret
+    p["driver"] = dname
+    p["drv"] = drv
+    emu.note(f"{p['devname']} bound to {dname}")
+    return 0
+
+
+def platform_unbind(emu, pdev: int) -> None:
+    """__device_release_driver of a bound module platform device: platform_remove calls the
+    driver's remove (6.1: remove_new if set, else remove; 6.12: the one remove), drvdata and
+    dev->driver cleared."""
+    p = _reg(emu, "pdev").get(str(pdev))
+    if not p or not p.get("driver"):
+        return
+    drv = p.pop("drv")
+    p["driver"] = None
+    pdrv = drv - _o(emu, PLATFORM_DRIVER)
+    fn = 0
+    try:
+        fn = emu.read_u(pdrv + _o(emu, PDRV_REMOVE_NEW), 8)
+    except Unmodelled:
+        pass
+    fn = fn or emu.read_u(pdrv + _o(emu, PDRV_REMOVE), 8)
+    if fn:
+        emu.call_module(fn, (pdev,))
+    dev = pdev + _o(emu, PD_DEV)
+    emu.write_u(dev + _o(emu, DEV_DRIVER), 8, 0)
+    emu.write_u(dev + _o(emu, DEV_DRVDATA), 8, 0)
+
+
+def driver_detach(emu, drv: int) -> None:
+    for a, p in list(_reg(emu, "pdev").items()):
+        if p.get("drv") == drv:
+            platform_unbind(emu, int(a))
+
+
+def bus_probe_device(emu, dev: int) -> None:
+    """device_add's bus_probe_device for a platform device a module added: matched against
+    the module drivers on the platform bus, in registration order; a name the booted
+    kernel's own platform drivers carry would be probed by built-in code: Unmodelled."""
+    p = _reg(emu, "pdev").get(str(dev - _o(emu, PD_DEV)))
+    if p is None:
+        raise Unmodelled("device_add (a platform device not made by platform_device_alloc)",
+                         what=emu.what)
+    pdev = dev - _o(emu, PD_DEV)
+    p["added"] = True
+    me = next(d for d in bus_devices(emu, "platform") if d.get("pdev") == pdev)
+    from ...kernel.registrations import boot_views        # built-in drivers come first
+    builtin = boot_views(_release(emu)).get("buses", {}).get("platform", [])
+    if me["pname"] in builtin or (me["override"] and me["override"] in builtin):
+        raise Unmodelled(f"really_probe (built-in platform driver {me['pname']} matches "
+                         f"{p['devname']})", what=emu.what)
+    for key, d in list(_reg(emu, "bus_driver").items()):
+        if key.startswith("platform/") and _platform_match(emu, d["drv"], me):
+            platform_probe(emu, d["drv"], pdev)
+            return
+
+
+# --- platform devices (drivers/base/platform.c) -------------------------------------------------
+def platform_modalias(emu, dev: int) -> str:
+    """platform_uevent's / modalias_show's "platform:<pdev->name>"."""
+    pdev = dev - _o(emu, PD_DEV)
+    return "platform:" + _name(emu, emu.read_u(pdev + _o(emu, PD_NAME), 8))
+
+
+def _setup_dma_masks(emu, pdev: int) -> None:
+    """setup_pdev_dma_masks: dma_parms at the pdev's; a 32-bit coherent mask and dma_mask
+    (pointing at platform_dma_mask) where none is set."""
+    dev = pdev + _o(emu, PD_DEV)
+    emu.write_u(dev + _o(emu, DEV_DMA_PARMS), 8, pdev + _o(emu, PD_DMA_PARMS))
+    if not emu.read_u(dev + _o(emu, DEV_COHERENT), 8):
+        emu.write_u(dev + _o(emu, DEV_COHERENT), 8, 0xFFFFFFFF)
+    if not emu.read_u(dev + _o(emu, DEV_DMA_MASK), 8):
+        emu.write_u(pdev + _o(emu, PD_DMA_MASK), 8, 0xFFFFFFFF)
+        emu.write_u(dev + _o(emu, DEV_DMA_MASK), 8, pdev + _o(emu, PD_DMA_MASK))
+
+
+@model("platform_device_alloc")
+def platform_device_alloc(emu, name, id_):
+    """A zeroed platform_object with the name copied after it: pdev.name, pdev.id,
+    device_initialize, dev.release = platform_device_release (the model's: the state marks
+    it), DMA masks of 32 bits pointing at platform_dma_mask, dma_parms at the pdev's."""
+    from .device import device_initialize
+    text = emu.cstr(name, 4096)
+    pa = emu.kmalloc(_o(emu, PO_NAME) + len(text) + 1, zero=True)
+    if not pa:
+        return 0
+    emu.write(pa + _o(emu, PO_NAME), text + b"\0")
+    emu.write_u(pa + _o(emu, PD_NAME), 8, pa + _o(emu, PO_NAME))
+    emu.write_u(pa + _o(emu, PD_ID), 4, id_ & 0xFFFFFFFF)
+    dev = pa + _o(emu, PD_DEV)
+    device_initialize(emu, dev)
+    _setup_dma_masks(emu, pa)
+    _reg(emu, "pdev")[str(pa)] = {"pname": text.decode("latin-1"), "devname": "",
+                                  "driver": None, "added": False}
+    emu.state.setdefault("devices", {})[str(dev)]["release_model"] = "platform"
+    emu.note(text.decode("latin-1"))
+    return pa
+
+
+def platform_device_release(emu, dev: int) -> None:
+    """platform_device_release: platform_data, mfd_cell, resource array, driver_override
+    (6.1) and the object are freed (of_node_put of no node)."""
+    pa = dev - _o(emu, PD_DEV)
+    for p in (emu.read_u(dev + _o(emu, DEV_PLATFORM_DATA), 8),
+              emu.read_u(pa + _o(emu, PD_MFD), 8), emu.read_u(pa + _o(emu, PD_RES), 8)):
+        if p:
+            emu.kfree(p)
+    try:
+        ov = emu.read_u(pa + _o(emu, PD_OVERRIDE), 8)
+    except Unmodelled:
+        ov = 0
+    if ov:
+        emu.kfree(ov)
+    _reg(emu, "pdev").pop(str(pa), None)
+    emu.kfree(pa)
+
+
+@model("platform_device_add_data")
+def platform_device_add_data(emu, pdev, data, size):
+    """kmemdup of the data into dev.platform_data (the old one freed); NULL data: none."""
+    d = 0
+    if data:
+        d = emu.kmalloc(size)
+        if not d:
+            return -ENOMEM
+        emu.write(d, emu.read(data, size))
+    dev = pdev + _o(emu, PD_DEV)
+    old = emu.read_u(dev + _o(emu, DEV_PLATFORM_DATA), 8)
+    if old:
+        emu.kfree(old)
+    emu.write_u(dev + _o(emu, DEV_PLATFORM_DATA), 8, d)
+    return 0
+
+
+@model("platform_device_add_resources")
+def platform_device_add_resources(emu, pdev, res, num):
+    """kmemdup of the resource array into pdev->resource (the old one freed)."""
+    r = 0
+    if res:
+        size = LAYOUT_RES_SIZE(emu) * num
+        r = emu.kmalloc(size)
+        if not r:
+            return -ENOMEM
+        emu.write(r, emu.read(res, size))
+    old = emu.read_u(pdev + _o(emu, PD_RES), 8)
+    if old:
+        emu.kfree(old)
+    emu.write_u(pdev + _o(emu, PD_RES), 8, r)
+    emu.write_u(pdev + _o(emu, PD_NUM_RES), 4, num if r else 0)
+    return 0
+
+
+def LAYOUT_RES_SIZE(emu) -> int:
+    from .resource import LAYOUT as RL
+    return RL.of(emu)["resource", "sizeof"]
+
+
+def _devid_ida(emu) -> list:
+    """platform_devid_ida: the auto ids taken (the boot devices' ``*.N.auto`` first)."""
+    ids = emu.state.get("platform_devid_ida")
+    if ids is None:
+        ids = sorted(int(n.rsplit(".", 2)[1]) for n in boot_devices(emu).get("platform", {})
+                     if n.endswith(".auto"))
+        emu.state["platform_devid_ida"] = ids
+    return ids
+
+
+@model("platform_device_add")
+def platform_device_add(emu, pdev):
+    """parent defaults to platform_bus, bus = platform_bus_type, the name "name.id", "name"
+    (PLATFORM_DEVID_NONE) or "name.N.auto" (N from platform_devid_ida), then device_add
+    (which probes: bus_probe_device); a failure frees the auto id."""
+    from .device import _set_name_str, device_add, D_PARENT, D_BUS, _o as _do
+    if not pdev:
+        return -EINVAL
+    if str(pdev) not in _reg(emu, "pdev"):
+        raise Unmodelled("platform_device_add (a platform device not made by "
+                         "platform_device_alloc)", what=emu.what)
+    if emu.read_u(pdev + _o(emu, PD_NUM_RES), 4):
+        raise Unmodelled("platform_device_add (inserting the device's resources)",
+                         what=emu.what)
+    dev = pdev + _o(emu, PD_DEV)
+    if not emu.read_u(dev + _do(emu, D_PARENT), 8):
+        emu.write_u(dev + _do(emu, D_PARENT), 8, emu.export_addr("platform_bus") or 0)
+    emu.write_u(dev + _do(emu, D_BUS), 8, emu.export_addr("platform_bus_type") or 0)
+    pname = _reg(emu, "pdev")[str(pdev)]["pname"]
+    id_ = _s32(emu.read_u(pdev + _o(emu, PD_ID), 4))
+    auto = id_ == PLATFORM_DEVID_AUTO
+    if auto:
+        ids = _devid_ida(emu)
+        id_ = next(i for i in range(len(ids) + 1) if i not in ids)
+        ids.append(id_)
+        emu.write_u(pdev + _o(emu, PD_ID), 4, id_)
+        emu.write_u(pdev + _o(emu, PD_ID_AUTO), 1, 1)
+        text = f"{pname}.{id_}.auto"
+    elif id_ == PLATFORM_DEVID_NONE:
+        text = pname
+    else:
+        text = f"{pname}.{id_}"
+    err = _set_name_str(emu, dev, text)
+    if not err:
+        _reg(emu, "pdev")[str(pdev)]["devname"] = text
+        err = device_add(emu, dev)
+    if err:
+        _reg(emu, "pdev")[str(pdev)]["added"] = False
+        if auto:
+            _devid_ida(emu).remove(id_)
+            emu.write_u(pdev + _o(emu, PD_ID), 4, PLATFORM_DEVID_AUTO & 0xFFFFFFFF)
+    return err
+
+
+@model("platform_device_put")
+def platform_device_put(emu, pdev):
+    from .device import put
+    if pdev and not is_err(pdev):
+        put(emu, pdev + _o(emu, PD_DEV))
+
+
+@model("platform_device_del")
+def platform_device_del(emu, pdev):
+    """device_del (the driver unbound first), the auto id given back."""
+    from .device import device_del
+    if not pdev or is_err(pdev):
+        return
+    device_del(emu, pdev + _o(emu, PD_DEV))
+    p = _reg(emu, "pdev").get(str(pdev))
+    if p:
+        p["added"] = False
+    if emu.read_u(pdev + _o(emu, PD_ID_AUTO), 1):
+        id_ = emu.read_u(pdev + _o(emu, PD_ID), 4)
+        if id_ in _devid_ida(emu):
+            _devid_ida(emu).remove(id_)
+        emu.write_u(pdev + _o(emu, PD_ID), 4, PLATFORM_DEVID_AUTO & 0xFFFFFFFF)
+
+
+@model("platform_device_unregister")
+def platform_device_unregister(emu, pdev):
+    platform_device_del(emu, pdev)
+    platform_device_put(emu, pdev)
+
+
+@model("platform_device_register")
+def platform_device_register(emu, pdev):
+    """device_initialize + setup_pdev_dma_masks + platform_device_add, on a module's own
+    platform_device: its release is the module's (dev.release, else the WARN)."""
+    from .device import device_initialize
+    dev = pdev + _o(emu, PD_DEV)
+    device_initialize(emu, dev)
+    _setup_dma_masks(emu, pdev)
+    _reg(emu, "pdev")[str(pdev)] = {"pname": _name(emu, emu.read_u(pdev + _o(emu, PD_NAME), 8)),
+                                    "devname": "", "driver": None, "added": False}
+    return platform_device_add(emu, pdev)
+
+
+@model("platform_device_register_full")
+def platform_device_register_full(emu, info):
+    """platform_device_alloc(name, id), parent, DMA mask, resources and data copied, then
+    platform_device_add; on failure the device is put and ERR_PTR returned.  A firmware node
+    or software-node properties are not modelled."""
+    g = lambda k: emu.read_u(info + _o(emu, PDI[k]), 8)
+    if g("fwnode") or g("properties"):
+        raise Unmodelled("platform_device_register_full (a firmware node or properties)",
+                         what=emu.what)
+    pdev = platform_device_alloc(emu, g("name"), emu.read_u(info + _o(emu, PDI["id"]), 4))
+    if not pdev:
+        return err_ptr(ENOMEM)
+    dev = pdev + _o(emu, PD_DEV)
+    from .device import D_PARENT, _o as _do
+    emu.write_u(dev + _do(emu, D_PARENT), 8, g("parent"))
+    if g("dma_mask"):
+        emu.write_u(pdev + _o(emu, PD_DMA_MASK), 8, g("dma_mask"))
+        emu.write_u(dev + _o(emu, DEV_DMA_MASK), 8, pdev + _o(emu, PD_DMA_MASK))
+        emu.write_u(dev + _o(emu, DEV_COHERENT), 8, g("dma_mask"))
+    err = platform_device_add_resources(emu, pdev, g("res"),
+                                        emu.read_u(info + _o(emu, PDI["num_res"]), 4))
+    if not err:
+        err = platform_device_add_data(emu, pdev, g("data"), g("size_data"))
+    if not err:
+        err = platform_device_add(emu, pdev)
+    if err:
+        platform_device_put(emu, pdev)
+        return err_ptr(-err)
+    return pdev
+
+
+# --- ACPI and PNP bus drivers (drivers/acpi/bus.c, drivers/pnp/driver.c) ------------------------
+def _acpi_register(emu, driver: int, owner: int) -> int:
+    d = driver + _o(emu, ACPI_DRV)
+    emu.write_u(d + _o(emu, DRV_NAME), 8, driver + _o(emu, ACPI_NAME))
+    emu.write_u(d + _o(emu, DRV_BUS), 8, hidden_bus(emu, "acpi"))
+    emu.write_u(d + _o(emu, DRV_OWNER), 8, owner)
+    return driver_register(emu, d)
+
+
+@model("acpi_bus_register_driver")
+def acpi_bus_register_driver(emu, driver):
+    """Linux 6.1: drv.name = driver->name (the array), bus acpi_bus_type, owner from the
+    acpi_driver, then driver_register (acpi_bus_match: the ids against each ACPI device's
+    HID/CIDs).  ACPI is enabled on the machine."""
+    return _acpi_register(emu, driver, emu.read_u(driver + _o(emu, ACPI_OWNER), 8))
+
+
+@model("__acpi_bus_register_driver")
+def __acpi_bus_register_driver(emu, driver, owner):
+    """Linux 6.12's form: the owner passed by the acpi_bus_register_driver macro."""
+    return _acpi_register(emu, driver, owner)
+
+
+@model("acpi_bus_unregister_driver")
+def acpi_bus_unregister_driver(emu, driver):
+    driver_unregister(emu, driver + _o(emu, ACPI_DRV))
+
+
+@model("pnp_register_driver")
+def pnp_register_driver(emu, drv):
+    """drivers/pnp/driver.c: driver.name = drv->name, bus pnp_bus_type, driver_register
+    (pnp_bus_match: compare_pnp_id of the id_table against each device's ids)."""
+    d = drv + _o(emu, PNP_DRIVER)
+    emu.write_u(d + _o(emu, DRV_NAME), 8, emu.read_u(drv + _o(emu, PNP_NAME), 8))
+    emu.write_u(d + _o(emu, DRV_BUS), 8, hidden_bus(emu, "pnp"))
+    return driver_register(emu, d)
+
+
+@model("pnp_unregister_driver")
+def pnp_unregister_driver(emu, drv):
+    driver_unregister(emu, drv + _o(emu, PNP_DRIVER))
 
 
 # --- misc devices -------------------------------------------------------------------------------
@@ -730,12 +1426,18 @@ def cdev_del(emu, cdev):
 
 @model("bus_for_each_dev")
 def bus_for_each_dev(emu, bus, start, data_, fn):
-    """The sandbox's buses have no devices: ``fn`` is never called, the walk returns 0
-    (-EINVAL for a NULL bus, as the kernel's)."""
+    """Calls ``fn`` for each device on the bus: a bus a module registered has none here (a
+    device added to one stops at device_add); a built-in bus with the machine's devices
+    (pci, platform, acpi, pnp, serio, virtio) would hand ``fn`` structs the sandbox does not
+    have: Unmodelled.  -EINVAL for a NULL or unregistered bus, as the kernel's."""
     if not bus:
         return -EINVAL
-    if bus_registered(emu, bus) is None:
+    name = bus_registered(emu, bus)
+    if name is None:
         return -EINVAL
+    if name in boot_buses(emu).values() and boot_devices(emu).get(name):
+        raise Unmodelled(f"bus_for_each_dev (the machine's devices on bus {name})",
+                         what=emu.what)
     return 0
 
 
@@ -764,40 +1466,54 @@ def bus_for_each_drv(emu, bus, start, data_, fn):
 
 
 # --- PCI device lookups (drivers/pci/search.c) --------------------------------------------------
-def _no_pci_device(emu, start: int) -> int:
-    """The sandbox machine has no PCI devices (see the module docstring): every search ends
-    with NULL, and ``from`` (a device a previous search returned) can only be NULL."""
+def _pci_search(emu, start: int, what: str, pred) -> int:
+    """pci_get_dev_by_id over the machine's PCI devices: NULL when none matches; a match
+    would be returned as its struct pci_dev, which the sandbox does not have (Unmodelled).
+    ``from`` (a device a previous search returned) can only be NULL here."""
     if start:
-        from ..errors import Unmodelled
-        raise Unmodelled(f"{emu._model_name} (continues from struct pci_dev {start:#x}: the "
-                         "machine has no PCI devices)", what=emu.what)
+        raise Unmodelled(f"{emu._model_name} (continues from struct pci_dev {start:#x})",
+                         what=emu.what)
+    for name, rec in boot_devices(emu).get("pci", {}).items():
+        if pred(name, _pci_ids(rec.get("modalias") or "")):
+            raise Unmodelled(f"{emu._model_name} ({what} is the machine's PCI device {name}: "
+                             "its struct pci_dev)", what=emu.what)
     return 0
+
+
+def _any(want: int, have: int) -> bool:
+    return want & 0xFFFFFFFF == PCI_ANY_ID or want & 0xFFFFFFFF == have
 
 
 @model("pci_get_device")
 def pci_get_device(emu, vendor, device, start):
-    return _no_pci_device(emu, start)
+    return _pci_search(emu, start, f"{vendor & 0xFFFF:04x}:{device & 0xFFFF:04x}",
+                       lambda n, d: _any(vendor, d["vendor"]) and _any(device, d["device"]))
 
 
 @model("pci_get_subsys")
 def pci_get_subsys(emu, vendor, device, ss_vendor, ss_device, start):
-    return _no_pci_device(emu, start)
+    return _pci_search(emu, start, f"{vendor & 0xFFFF:04x}:{device & 0xFFFF:04x}",
+                       lambda n, d: _any(vendor, d["vendor"]) and _any(device, d["device"])
+                       and _any(ss_vendor, d["subvendor"]) and _any(ss_device, d["subdevice"]))
 
 
 @model("pci_get_class")
 def pci_get_class(emu, cls, start):
-    return _no_pci_device(emu, start)
+    """pci_get_class: class_mask PCI_ANY_ID, i.e. the whole 24-bit class must be equal."""
+    return _pci_search(emu, start, f"class {cls & 0xFFFFFF:06x}",
+                       lambda n, d: d["class"] == cls & 0xFFFFFFFF)
 
 
 @model("pci_get_domain_bus_and_slot")
 def pci_get_domain_bus_and_slot(emu, domain, bus, devfn):
-    return _no_pci_device(emu, 0)
+    slot = f"{domain & 0xFFFFFFFF:04x}:{bus & 0xFF:02x}:{(devfn >> 3) & 0x1F:02x}.{devfn & 7}"
+    return _pci_search(emu, 0, slot, lambda n, d: n == slot)
 
 
 @model("pci_dev_put")
 def pci_dev_put(emu, dev):
-    """Drops a reference on a device a search returned: there is none (only NULL)."""
+    """Drops a reference on a device a search returned: only NULL gets out of the searches."""
     if dev:
         from ..errors import Unmodelled
-        raise Unmodelled(f"pci_dev_put (struct pci_dev at {dev:#x}: the machine has no PCI "
-                         "devices)", what=emu.what)
+        raise Unmodelled(f"pci_dev_put (struct pci_dev at {dev:#x}: no search returns "
+                         "one)", what=emu.what)
