@@ -378,3 +378,16 @@ def test_bpf_kfuncs_of_a_module_with_btf(kernel, machine, tree):
     r = _insmod(kernel, tree, "tcp_bbr")
     assert r.errno == 0, r.reason
     assert [k["module"] for k in machine.emu_state["btf_kfuncs"]] == ["tcp_bbr"]
+
+
+@needs_gcc
+def test_a_busy_wait_on_jiffies_is_named():
+    """Code that polls jiffies without sleeping waits for a tick that, on the emulated CPU,
+    only a sleep brings: the budget report says so (raid6_pq's benchmark)."""
+    src = r'''
+    extern volatile unsigned long jiffies;
+    long f(void) { unsigned long j0 = jiffies; while (jiffies == j0) ; return 0; }'''
+    from kmodlab.emu import BudgetExceeded
+    ex = _exports(("jiffies", 0xFFFFFFFF83A10000, "data"))
+    with pytest.raises(BudgetExceeded, match="busy-wait on the clock"):
+        run(src, ex, budget=200_000)

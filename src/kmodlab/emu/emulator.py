@@ -221,9 +221,12 @@ class Emulator:
         if not self._done and rip != SENTINEL:
             where = self.symbol(rip)
             self._undo_effects(what)
+            polls = self.__dict__.get("jiffies_polls", 0)
             if elapsed >= self.timeout_s * 0.99:
-                raise BudgetExceeded(what, seconds=self.timeout_s, rip=rip, where=where)
-            raise BudgetExceeded(what, instructions=self.budget, rip=rip, where=where)
+                raise BudgetExceeded(what, seconds=self.timeout_s, rip=rip, where=where,
+                                     jiffies_polls=polls)
+            raise BudgetExceeded(what, instructions=self.budget, rip=rip, where=where,
+                                 jiffies_polls=polls)
         return _signed32(uc.reg_read(UC_X86_REG_RAX))
 
     def _undo_effects(self, what: str) -> None:
@@ -693,6 +696,8 @@ class Emulator:
         if i >= 0:
             s, e, _n = self._data_ranges[i]
             if s <= address and address + size <= e:
+                if _n in ("jiffies", "jiffies_64"):       # reset by time.advance (a sleep)
+                    self.jiffies_polls = self.__dict__.get("jiffies_polls", 0) + 1
                 return
         if access == UC_MEM_WRITE and any(s <= address and address + size <= e
                                           for s, e, _n in self._writable):

@@ -56,11 +56,19 @@ class BudgetExceeded(EmuError):
     """The function did not return within its instruction budget or its time limit."""
 
     def __init__(self, what: str, *, instructions: int | None = None, seconds: float | None = None,
-                 rip: int = 0, where: str = ""):
+                 rip: int = 0, where: str = "", jiffies_polls: int = 0):
         self.what, self.instructions, self.seconds, self.rip = what, instructions, seconds, rip
+        self.jiffies_polls = jiffies_polls
         if seconds is not None:
             limit = f"its time limit of {seconds:g} s"
         else:
             limit = f"its budget of {instructions:,} instructions"
         at = f" (last at {where})" if where else ""
-        super().__init__(f"{what} did not return within {limit}{at}")
+        # code that reads jiffies over and over without sleeping waits for the clock to move,
+        # which on the emulated CPU only sleeping does (a busy-wait, a timed benchmark)
+        spin = (f"; it read jiffies {jiffies_polls:,} times without sleeping: a busy-wait on the "
+                "clock" if jiffies_polls >= BUSY_WAIT_POLLS else "")
+        super().__init__(f"{what} did not return within {limit}{at}{spin}")
+
+
+BUSY_WAIT_POLLS = 1000

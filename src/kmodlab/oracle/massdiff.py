@@ -528,6 +528,12 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             rep.emulator_stops[name] = ires.reason
             why = (f"explained: uses {', '.join(uses_skipped)}, whose init the emulator could not "
                    "complete (loaded with init skipped)")
+        elif ret < 0 and ires.reason and "a busy-wait on the clock" in ires.reason:
+            rep.init_outcomes["busy-wait on jiffies"] += 1
+            rep.emulator_stops[name] = ires.reason
+            why = ("explained: the init busy-waits on jiffies (it times its own code: raid6's "
+                   "gen()/xor() benchmark); on the emulated CPU the clock moves only when code "
+                   "sleeps")
         elif ret < 0 and ires.reason and "kmodlab" in ires.reason:
             rep.init_outcomes["emulation stopped: " + ires.reason.split(": ", 2)[-1][:90]] += 1
             rep.emulator_stops[name] = ires.reason
