@@ -208,13 +208,14 @@ def test_tty_dynamic_alloc_one_cdev_and_dynamic_major():
 
 @needs_gcc
 def test_tty_ldisc_numbers():
-    """tty_register_ldisc: -EINVAL outside N_TTY..NR_LDISCS-1 (0..29); a taken number is
-    simply overwritten (6.1 and 6.12 refuse nothing else); unregister clears it."""
+    """tty_register_ldisc: -EINVAL outside N_TTY..NR_LDISCS-1 (0..30: N_CAN327 is the last,
+    in 6.1 and 6.12); a taken number is simply overwritten (6.1 and 6.12 refuse nothing
+    else); unregister clears it."""
     src = r'''
     struct tty_ldisc_ops { const char *name; int num; char rest[128]; };
     int tty_register_ldisc(struct tty_ldisc_ops *);
     void tty_unregister_ldisc(struct tty_ldisc_ops *);
-    struct tty_ldisc_ops a = { "a", 30 }, b = { "b", -1 }, c = { "c", 29 }, d = { "d", 29 };
+    struct tty_ldisc_ops a = { "a", 31 }, b = { "b", -1 }, c = { "c", 30 }, d = { "d", 30 };
     int out[4];
     int f(void) {
         out[0] = tty_register_ldisc(&a); out[1] = tty_register_ldisc(&b);
@@ -224,7 +225,7 @@ def test_tty_ldisc_numbers():
     state = {}
     _r, _l, _e, b = run(src, _ex(), state=state)
     assert [_i32(b, "out", i) for i in range(4)] == [-22, -22, 0, 0]
-    assert state["tty"]["ldiscs"] == {"29": b.syms["d"]}
+    assert state["tty"]["ldiscs"] == {"30": b.syms["d"]}
 
 
 @needs_gcc

@@ -27,7 +27,7 @@
   release (destruct_tty_driver) unregisters each line's device (without DYNAMIC_DEV), the proc
   entry and the DYNAMIC_ALLOC cdev (for an installed driver), then frees the arrays and the
   driver.
-* ``tty_register_ldisc(ops)``: -EINVAL unless N_TTY <= ops->num < NR_LDISCS, else the slot is
+* ``tty_register_ldisc(ops)``: -EINVAL unless N_TTY <= ops->num < NR_LDISCS (31), else the slot is
   (over)written — 6.1 and 6.12 refuse nothing else; ``tty_unregister_ldisc`` clears it.
 * ``tty_std_termios`` (data): the kernel's default termios, 38400 8N1 with the usual control
   characters (the bytes of Debian 6.1's and 6.12's vmlinux, identical).
@@ -66,7 +66,7 @@ TTY_DRIVER_DYNAMIC_DEV = 0x0008
 TTY_DRIVER_DEVPTS_MEM = 0x0010
 TTY_DRIVER_DYNAMIC_ALLOC = 0x0040
 TTY_DRIVER_UNNUMBERED_NODE = 0x0080
-N_TTY, NR_LDISCS = 0, 30
+N_TTY, NR_LDISCS = 0, 31             # include/uapi/linux/tty.h: N_CAN327 (30) + 1, 6.0 on
 LIST_POISON1, LIST_POISON2 = 0xDEAD000000000100, 0xDEAD000000000122
 PROC_ENTRY_SIZE = 0xc0                 # an opaque stand-in for the kernel's proc_dir_entry
 
