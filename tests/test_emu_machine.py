@@ -391,3 +391,15 @@ def test_a_busy_wait_on_jiffies_is_named():
     ex = _exports(("jiffies", 0xFFFFFFFF83A10000, "data"))
     with pytest.raises(BudgetExceeded, match="busy-wait on the clock"):
         run(src, ex, budget=200_000)
+
+
+def test_nf_conntrack_goes_live_with_its_proc_files(kernel, machine, tree):
+    """nf_conntrack: BTF kfuncs, the netfilter hook pointer, its pernet fields in init_net and
+    /proc/net/stat/nf_conntrack (under init_net.proc_net_stat) — LIVE as on the real kernel.
+    (Its dependency libcrc32c loads crc32c through request_module from the installed tree.)"""
+    from kmodlab.tools.modprobe import prepare_tree
+    machine.use_module_tree(prepare_tree(machine.profile.release))
+    r = _insmod(kernel, tree, "nf_conntrack")
+    assert r.errno == 0, r.reason
+    assert "net/stat/nf_conntrack" in machine.emu_state["procfs"]
+    assert "net/nf_conntrack" in machine.emu_state["procfs"]

@@ -207,7 +207,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "notifier_block": {"notifier_call": 0, "next": 8, "priority": 16},
     },
     "proc": {
-        "net": {"proc_net": 168},
+        "net": {"proc_net": 168, "proc_net_stat": 176},
         "proc_dir_entry": {"refcnt": 4, "proc_ops": 48, "seq_ops": 64, "data": 80,
                            "state_size": 88, "nlink": 96, "uid": 100, "gid": 104, "size": 112,
                            "parent": 120, "name": 160,

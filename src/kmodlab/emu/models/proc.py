@@ -101,11 +101,32 @@ def init_net_proc_net(emu) -> bytes:
     return pde.to_bytes(8, "little")
 
 
+@data_field("init_net", 176, 8, member=("net", "proc_net_stat"))
+def init_net_proc_net_stat(emu) -> bytes:
+    """init_net.proc_net_stat (6.1: 176): /proc/net/stat, a proc_dir_entry of the emulator's
+    like /proc/net above (name "stat", S_IFDIR|0555, nlink 2, parent /proc/net)."""
+    pde = emu.__dict__.get("_proc_net_stat")
+    if pde is None:
+        net = int.from_bytes(init_net_proc_net(emu), "little")
+        pde = emu.priv_alloc(PDE(emu, "sizeof") + PDE_INLINE_SPACE(emu), 8)
+        emu.write(pde + PDE(emu, "inline_name"), b"stat\0")
+        emu.write_u(pde + PDE(emu, "name"), 8, pde + PDE(emu, "inline_name"))
+        emu.write_u(pde + PDE(emu, "namelen"), 1, 4)
+        emu.write_u(pde + PDE(emu, "mode"), 2, S_IFDIR | 0o555)
+        emu.write_u(pde + PDE(emu, "nlink"), 4, 2)
+        emu.write_u(pde + PDE(emu, "refcnt"), 4, 1)
+        emu.write_u(pde + PDE(emu, "parent"), 8, net)
+        emu._proc_net_stat = pde
+    return pde.to_bytes(8, "little")
+
+
 def _dir_path(emu, parent: int) -> str | None:
     if not parent:
         return ""
     if parent == emu.__dict__.get("_proc_net"):
         return "net"
+    if parent == emu.__dict__.get("_proc_net_stat"):
+        return "net/stat"
     for path, e in _procfs(emu).items():
         if e["pde"] == parent:
             return path
@@ -118,7 +139,8 @@ def _dname(path: str) -> str:
 
 
 def _exists(emu, path: str) -> bool:
-    return path in _procfs(emu) or ("/" not in path and path in PROC_ROOT_DIRS)
+    return path in _procfs(emu) or ("/" not in path and path in PROC_ROOT_DIRS) or \
+        path == "net/stat"
 
 
 def _create(emu, name: int, mode: int, parent: int, nlink: int, kind: str) -> tuple[int, str]:
