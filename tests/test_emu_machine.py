@@ -403,3 +403,13 @@ def test_nf_conntrack_goes_live_with_its_proc_files(kernel, machine, tree):
     assert r.errno == 0, r.reason
     assert "net/stat/nf_conntrack" in machine.emu_state["procfs"]
     assert "net/nf_conntrack" in machine.emu_state["procfs"]
+
+
+def test_drm_creates_its_class_file(kernel, machine, tree):
+    """drm's init: class "drm" with the class file "version" (class_create_file_ns), an
+    acpi_get_devices walk that finds no such device on the guest; LIVE as on the real kernel,
+    with its "ACPI: bus type drm_connector registered" line."""
+    r = _insmod(kernel, tree, "drm")
+    assert r.errno == 0, r.reason
+    assert "ACPI: bus type drm_connector registered" in r.log
+    assert machine.emu_state["driver"]["class"]["drm"]["files"] == ["version"]

@@ -273,3 +273,36 @@ def fg_console(emu) -> bytes:
 def numa_node(emu) -> bytes:
     """The per-CPU ``numa_node``: CPU 0 is on node 0 (the guest has one node)."""
     return _u(0, 4)
+
+
+# --- the ACPI namespace (drivers/acpi/acpica/nsxfeval.c) -------------------------------------------
+def acpi_ids(emu) -> list[list[str]]:
+    """Each ACPI device of the booted guest as [HID, CID, …] (its recorded modalias
+    "acpi:HID:CID:…:"), for the profile's release."""
+    from ...kernel.registrations import boot_views
+    prof = getattr(getattr(emu, "kernel", None), "profile", None)
+    devs = boot_views(getattr(prof, "release", "6.1.0-56-amd64")).get("devices", {}).get("acpi")
+    if devs is None:
+        from ..errors import Unmodelled
+        raise Unmodelled(f"{emu._model_name} (the booted guest's ACPI devices were not "
+                         "recorded)", what=emu.what)
+    return [[x for x in (d["modalias"] or "")[5:].split(":") if x] for d in devs.values()
+            if (d["modalias"] or "").startswith("acpi:")]
+
+
+@model("acpi_get_devices")
+def acpi_get_devices(emu, hid, user_function, context, return_value):
+    """Walks the namespace calling ``user_function`` for each present device whose _HID or
+    _CID is ``hid``: none on the guest → AE_OK (0) with no call; a device that matches would
+    need its acpi_handle, which the sandbox does not have: that stops by name."""
+    want = emu.cstr(hid, 16).decode("latin-1") if hid else ""
+    if not want:
+        from ..errors import Unmodelled
+        raise Unmodelled("acpi_get_devices (every device: NULL hid)", what=emu.what)
+    hits = [ids for ids in acpi_ids(emu) if want in ids]
+    if hits:
+        from ..errors import Unmodelled
+        raise Unmodelled(f"acpi_get_devices ({want}: the guest has such a device; its "
+                         "acpi_handle is not modelled)", what=emu.what)
+    emu.note(f"{want}: no such device")
+    return 0

@@ -171,6 +171,45 @@ def class_unregister(emu, cls):
     emu.kfree(c["p"])
 
 
+def _module_class(emu, cls: int, fn: str) -> dict | None:
+    """The registry entry of a class a module registered; None for NULL (6.1: -EINVAL);
+    a class of the booted kernel's own stops the call (its sysfs directory is not known)."""
+    if not cls:
+        return None
+    for c in _reg(emu, "class").values():
+        if c["cls"] == cls:
+            return c
+    raise Unmodelled(f"{fn} (a class of the booted kernel)", what=emu.what)
+
+
+@model("class_create_file_ns")
+def class_create_file_ns(emu, cls, attr, ns):
+    """drivers/base/class.c: sysfs_create_file_ns in the class's directory,
+    /sys/class/<class>/<attr name>: -EINVAL without a class, -EEXIST (and sysfs's duplicate
+    warning) for a name already there."""
+    c = _module_class(emu, cls, "class_create_file_ns")
+    if c is None:
+        return -EINVAL
+    name = _name(emu, emu.read_u(attr, 8))              # class_attribute.attr.name
+    cname = _name(emu, emu.read_u(cls + _o(emu, CLASS_NAME), 8))
+    files = c.setdefault("files", [])
+    if name in files:
+        emu.printk(3, f"sysfs: cannot create duplicate filename '/class/{cname}/{name}'\n")
+        return -EEXIST
+    files.append(name)
+    emu.note(f"/sys/class/{cname}/{name}")
+    return 0
+
+
+@model("class_remove_file_ns")
+def class_remove_file_ns(emu, cls, attr, ns):
+    c = _module_class(emu, cls, "class_remove_file_ns")
+    if c is not None:
+        name = _name(emu, emu.read_u(attr, 8))
+        if name in c.get("files", []):
+            c["files"].remove(name)
+
+
 @model("__class_create")
 def __class_create(emu, owner, name, key):
     cls = emu.kmalloc(_o(emu, CLASS_SIZE), zero=True)
