@@ -413,3 +413,39 @@ def test_drm_creates_its_class_file(kernel, machine, tree):
     assert r.errno == 0, r.reason
     assert "ACPI: bus type drm_connector registered" in r.log
     assert machine.emu_state["driver"]["class"]["drm"]["files"] == ["version"]
+
+
+ARITH_SRC = r'''
+unsigned int __sw_hweight32(unsigned int); unsigned long __sw_hweight64(unsigned long);
+unsigned long int_sqrt(unsigned long);
+unsigned long round_jiffies(unsigned long); unsigned long round_jiffies_up(unsigned long);
+void uuid_gen(unsigned char *);
+extern volatile unsigned long jiffies;
+unsigned char u[16];
+unsigned long r[6];
+long f(void) {
+    unsigned long j = jiffies;
+    r[0] = __sw_hweight32(0xF0F0F0F1); r[1] = __sw_hweight64(~0UL);
+    r[2] = int_sqrt(99); r[3] = int_sqrt(1UL << 62);
+    r[4] = round_jiffies(j + 10 * 250 + 3) - j; r[5] = round_jiffies_up(j + 10 * 250 + 3) - j;
+    uuid_gen(u);
+    return 0;
+}'''
+
+
+@needs_gcc
+def test_arithmetic_and_rounding():
+    ex = _exports(("__sw_hweight32", 0xFFFFFFFF81800000), ("__sw_hweight64", 0xFFFFFFFF81800100),
+                  ("int_sqrt", 0xFFFFFFFF81800200), ("round_jiffies", 0xFFFFFFFF81800300),
+                  ("round_jiffies_up", 0xFFFFFFFF81800400), ("uuid_gen", 0xFFFFFFFF81800500),
+                  ("jiffies", 0xFFFFFFFF83A20000, "data"))
+    _ret, _log, emu, b = run(ARITH_SRC, ex)
+    r = [emu.read_u(b.syms["r"] + 8 * i, 8) for i in range(6)]
+    from kmodlab.emu.models.time import HZ, jiffies_now
+    j = jiffies_now(emu)
+    down = (j + 10 * HZ + 3) - (j + 10 * HZ + 3) % HZ
+    exp_round = (down if (j + 10 * HZ + 3) % HZ < HZ // 4 else down + HZ) - j
+    assert r[:4] == [17, 64, 9, 1 << 31]
+    assert r[4] == exp_round and r[5] == down + HZ - j
+    u = emu.read(b.syms["u"], 16)
+    assert u[6] >> 4 == 4 and u[8] >> 6 == 2             # version 4, DCE variant

@@ -90,3 +90,37 @@ def __bitmap_weight(emu, addr, bits):
             w &= (1 << (bits % BITS)) - 1
         n += bin(w).count("1")
     return n
+
+
+# --- lib/hweight.c, lib/math/int_sqrt.c: pure arithmetic -----------------------------------------
+@model("__sw_hweight8")
+def __sw_hweight8(emu, w):
+    return bin(w & 0xFF).count("1")
+
+
+@model("__sw_hweight16")
+def __sw_hweight16(emu, w):
+    return bin(w & 0xFFFF).count("1")
+
+
+@model("__sw_hweight32")
+def __sw_hweight32(emu, w):
+    return bin(w & 0xFFFFFFFF).count("1")
+
+
+@model("__sw_hweight64")
+def __sw_hweight64(emu, w):
+    return bin(w & 0xFFFFFFFFFFFFFFFF).count("1")
+
+
+@model("int_sqrt")
+def int_sqrt(emu, x):
+    """The kernel's bit-by-bit square root: floor(sqrt(x)) for every unsigned long."""
+    import math
+    return math.isqrt(x & 0xFFFFFFFFFFFFFFFF)
+
+
+@model("int_sqrt64")
+def int_sqrt64(emu, x):
+    import math
+    return math.isqrt(x & 0xFFFFFFFFFFFFFFFF) & 0xFFFFFFFF

@@ -87,3 +87,41 @@ def ktime_get(emu):
 @model("ktime_get_with_offset")
 def ktime_get_with_offset(emu, offs):
     return emu.uptime_ns
+
+
+# kernel/time/timer.c: round a timeout to a whole second so that timers of many subsystems
+# expire together.  CPU 0 (the machine's only CPU) has no skew (cpu * 3 jiffies).
+def _round_common(emu, j: int, force_up: bool) -> int:
+    original = j & MASK64
+    j = original                                  # + cpu * 3, cpu 0
+    rem = j % HZ
+    if rem < HZ // 4 and not force_up:
+        j -= rem
+    else:
+        j = j - rem + HZ
+    j &= MASK64
+    now = jiffies_now(emu)
+    after = ((now - j) & MASK64) >> 63            # time_is_after_jiffies(j): jiffies < j
+    return j if after else original
+
+
+@model("round_jiffies")
+def round_jiffies(emu, j):
+    return _round_common(emu, j, False)
+
+
+@model("round_jiffies_up")
+def round_jiffies_up(emu, j):
+    return _round_common(emu, j, True)
+
+
+@model("round_jiffies_relative")
+def round_jiffies_relative(emu, j):
+    now = jiffies_now(emu)
+    return (_round_common(emu, (j + now) & MASK64, False) - now) & MASK64
+
+
+@model("round_jiffies_up_relative")
+def round_jiffies_up_relative(emu, j):
+    now = jiffies_now(emu)
+    return (_round_common(emu, (j + now) & MASK64, True) - now) & MASK64

@@ -76,3 +76,27 @@ def guid_null(emu) -> bytes:
 @data("uuid_null", 16)
 def uuid_null(emu) -> bytes:
     return bytes(16)
+
+
+def _gen_common(emu) -> bytearray:
+    """__uuid_gen_common: 16 random bytes with the DCE variant (b[8] = 10xxxxxx)."""
+    from .random import random_bytes
+    b = bytearray(random_bytes(emu, 16))
+    b[8] = (b[8] & 0x3F) | 0x80
+    return b
+
+
+@model("uuid_gen")
+def uuid_gen(emu, bu):
+    """A version-4 (random) UUID: the version in the high nibble of b[6]."""
+    b = _gen_common(emu)
+    b[6] = (b[6] & 0x0F) | 0x40
+    emu.write(bu, bytes(b))
+
+
+@model("guid_gen")
+def guid_gen(emu, lu):
+    """A version-4 GUID: its version nibble is in b[7] (little-endian fields)."""
+    b = _gen_common(emu)
+    b[7] = (b[7] & 0x0F) | 0x40
+    emu.write(lu, bytes(b))
