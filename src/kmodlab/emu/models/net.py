@@ -48,6 +48,12 @@ def _opt(emu, struct: str, member: str) -> int | None:
         return None
 
 
+def require_init_net(emu, net: int, fn: str) -> None:
+    """The machine has one network namespace: ``fn`` on another stops by name."""
+    if net != emu.export_addr("init_net"):
+        raise Unmodelled(f"{fn} (a network namespace other than init_net)", what=emu.what)
+
+
 def _rtnl_max_types(emu) -> tuple[int, int]:
     """RTNL_MAX_TYPE / RTNL_SLAVE_MAX_TYPE of net/core/rtnetlink.c: 50/40 in 6.1, 50/44 in
     6.12 (its stack buffers' sizes)."""

@@ -131,9 +131,8 @@ _nh_register, _nh_unregister = _kernel_chain("nexthop")
 
 
 def _init_net_only(emu, net: int, fn: str) -> None:
-    if net != emu.export_addr("init_net"):
-        from ..errors import Unmodelled
-        raise Unmodelled(f"{fn} (a network namespace other than init_net)", what=emu.what)
+    from .net import require_init_net
+    require_init_net(emu, net, fn)
 
 
 @model("register_nexthop_notifier")

@@ -90,15 +90,22 @@ def init_net_proc_net(emu) -> bytes:
     in it are listed under "net/" like any other."""
     pde = emu.__dict__.get("_proc_net")
     if pde is None:
-        pde = emu.priv_alloc(PDE(emu, "sizeof") + PDE_INLINE_SPACE(emu), 8)
-        emu.write(pde + PDE(emu, "inline_name"), b"net\0")
-        emu.write_u(pde + PDE(emu, "name"), 8, pde + PDE(emu, "inline_name"))
-        emu.write_u(pde + PDE(emu, "namelen"), 1, 3)
-        emu.write_u(pde + PDE(emu, "mode"), 2, S_IFDIR | 0o555)
-        emu.write_u(pde + PDE(emu, "nlink"), 4, 2)
-        emu.write_u(pde + PDE(emu, "refcnt"), 4, 1)
-        emu._proc_net = pde
+        pde = emu._proc_net = _private_dir(emu, "net", 0)
     return pde.to_bytes(8, "little")
+
+
+def _private_dir(emu, name: str, parent: int) -> int:
+    """A proc_dir_entry of the emulator's for a directory the booted kernel made (S_IFDIR|0555,
+    nlink 2, refcount 1, the name inline)."""
+    pde = emu.priv_alloc(PDE(emu, "sizeof") + PDE_INLINE_SPACE(emu), 8)
+    emu.write(pde + PDE(emu, "inline_name"), name.encode() + b"\0")
+    emu.write_u(pde + PDE(emu, "name"), 8, pde + PDE(emu, "inline_name"))
+    emu.write_u(pde + PDE(emu, "namelen"), 1, len(name))
+    emu.write_u(pde + PDE(emu, "mode"), 2, S_IFDIR | 0o555)
+    emu.write_u(pde + PDE(emu, "nlink"), 4, 2)
+    emu.write_u(pde + PDE(emu, "refcnt"), 4, 1)
+    emu.write_u(pde + PDE(emu, "parent"), 8, parent)
+    return pde
 
 
 @data_field("init_net", 176, 8, member=("net", "proc_net_stat"))
@@ -108,15 +115,7 @@ def init_net_proc_net_stat(emu) -> bytes:
     pde = emu.__dict__.get("_proc_net_stat")
     if pde is None:
         net = int.from_bytes(init_net_proc_net(emu), "little")
-        pde = emu.priv_alloc(PDE(emu, "sizeof") + PDE_INLINE_SPACE(emu), 8)
-        emu.write(pde + PDE(emu, "inline_name"), b"stat\0")
-        emu.write_u(pde + PDE(emu, "name"), 8, pde + PDE(emu, "inline_name"))
-        emu.write_u(pde + PDE(emu, "namelen"), 1, 4)
-        emu.write_u(pde + PDE(emu, "mode"), 2, S_IFDIR | 0o555)
-        emu.write_u(pde + PDE(emu, "nlink"), 4, 2)
-        emu.write_u(pde + PDE(emu, "refcnt"), 4, 1)
-        emu.write_u(pde + PDE(emu, "parent"), 8, net)
-        emu._proc_net_stat = pde
+        pde = emu._proc_net_stat = _private_dir(emu, "stat", net)
     return pde.to_bytes(8, "little")
 
 
@@ -433,9 +432,8 @@ def register_sysctl_sz(emu, path, table, table_size):
 # net/sysctl_net.c: init_net's sysctl set, shown under /proc/sys like the root set (another
 # namespace's set is not modelled).
 def _init_net_only(emu, net: int, fn: str) -> None:
-    if net != emu.export_addr("init_net"):
-        from ..errors import Unmodelled
-        raise Unmodelled(f"{fn} (a network namespace other than init_net)", what=emu.what)
+    from .net import require_init_net
+    require_init_net(emu, net, fn)
 
 
 @model("register_net_sysctl")

@@ -61,38 +61,27 @@ def trees(emu) -> dict:
     return st
 
 
+def _nodes(emu):
+    """Every (node, its parent) of both trees, depth first (a root's parent is None)."""
+    def walk(n, parent):
+        yield n, parent
+        for c in n["c"]:
+            yield from walk(c, n)
+    for root in trees(emu).values():
+        yield from walk(root, None)
+
+
 def _find(emu, addr: int) -> dict:
     """The node at ``addr`` (a root or any node of either tree)."""
-    def walk(n):
-        if n["a"] == addr:
-            return n
-        for c in n["c"]:
-            got = walk(c)
-            if got is not None:
-                return got
-        return None
-    for root in trees(emu).values():
-        got = walk(root)
-        if got is not None:
-            return got
-    raise Unmodelled(f"{emu._model_name} (parent resource {emu.symbol(addr)} is not in the "
-                     "kernel's resource trees)", what=emu.what)
+    got = next((n for n, _p in _nodes(emu) if n["a"] == addr), None)
+    if got is None:
+        raise Unmodelled(f"{emu._model_name} (parent resource {emu.symbol(addr)} is not in "
+                         "the kernel's resource trees)", what=emu.what)
+    return got
 
 
 def _parent_of(emu, node: dict) -> dict | None:
-    def walk(n):
-        for c in n["c"]:
-            if c is node:
-                return n
-            got = walk(c)
-            if got is not None:
-                return got
-        return None
-    for root in trees(emu).values():
-        got = walk(root)
-        if got is not None:
-            return got
-    return None
+    return next((p for n, p in _nodes(emu) if n is node), None)
 
 
 def _request(root: dict, new: dict) -> dict | None:
