@@ -87,3 +87,15 @@ def test_compressed_modules_are_decompressed_as_kmod_does():
     p = km("check", "--json", "--run-init", "--kernel", "debian-6.12.118+deb13-amd64", crc)
     o = json.loads(p.stdout)
     assert o["ok"] and o["init"] == "none", o
+
+
+@pytest.mark.skipif(not (TREE_612 / "kernel").is_dir(), reason="Debian 6.12.118's tree is not cached")
+def test_dependencies_of_compressed_modules():
+    """A .ko.xz's .modinfo is read after decompression: snd-korg1212's dependencies are
+    snd_pcm's whole closure, deepest first (without it snd loaded before soundcore, ENOENT)."""
+    from kmodlab.check_init import _tree_root, tree_paths
+    from kmodlab.emu.sweep import module_deps
+    f = next(TREE_612.rglob("snd-korg1212.ko.xz"))
+    paths = tree_paths([str(f)])
+    deps = module_deps(_tree_root(paths), paths, ["snd_korg1212"])["snd_korg1212"]
+    assert deps.index("soundcore") < deps.index("snd") < deps.index("snd_pcm")

@@ -66,8 +66,9 @@ def module_deps(tree: Path, paths: dict[str, str],
 
     def direct_deps(name: str) -> list[str]:
         if name not in direct:
-            try:
-                info = elf.parse_modinfo(Path(paths[name]).read_bytes())
+            try:                                # .ko.xz/.zst/.gz: decompressed by magic
+                from ..lib.file import decompress
+                info = elf.parse_modinfo(decompress(Path(paths[name]).read_bytes()))
             except Exception:                   # noqa: BLE001 - missing/broken: no deps
                 info = []
             deps = ",".join(v for k, v in info if k == "depends")
