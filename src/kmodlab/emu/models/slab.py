@@ -153,6 +153,13 @@ def kvmalloc_node(emu, size, flags, node):
     return vmalloc_flags(emu, size, flags)
 
 
+@model("__kvmalloc_node_noprof")
+def __kvmalloc_node_noprof(emu, size, b, flags, node):
+    """Linux 6.12 with CONFIG_SLAB_BUCKETS (Debian's): kvmalloc_node's rules, the kmalloc
+    attempt from the caller's bucket ``b`` when it has one (same sizes and failures)."""
+    return kvmalloc_node(emu, size, flags, node)
+
+
 @model("vmalloc", "vmalloc_noprof")
 def vmalloc(emu, size):
     return vmalloc_flags(emu, size, 0)

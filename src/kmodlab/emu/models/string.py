@@ -91,7 +91,7 @@ def strncpy(emu, dst, src, n):
     return dst
 
 
-@model("strscpy")
+@model("strscpy", "sized_strscpy")                    # 6.12: strscpy() is a macro around the latter
 def strscpy(emu, dst, src, size):
     if size == 0 or size > 0x7FFFFFFF:
         return -E2BIG

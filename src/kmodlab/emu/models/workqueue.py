@@ -25,7 +25,8 @@ WORK_FUNC, DWORK_TIMER, DWORK_WQ, DWORK_CPU = 24, 32, 72, 80
 WQ_STRUCT_SIZE = 0x180
 SYSTEM_WQS = ("system_wq", "system_highpri_wq", "system_long_wq", "system_unbound_wq",
               "system_freezable_wq", "system_power_efficient_wq",
-              "system_freezable_power_efficient_wq")
+              "system_freezable_power_efficient_wq",
+              "system_percpu_wq", "system_dfl_wq")        # 6.12.118's backported names
 
 
 def _wqs(emu) -> dict:
