@@ -98,6 +98,17 @@ def machine_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def profile_612():
+    """Debian 13's 6.12.118 profile as the user imported it (``kmodlab kernel import``), for
+    tests of models on 6.12's layouts; skipped when it is not imported."""
+    from kmodlab.profile import find_profile, read_profile_file
+    try:
+        return read_profile_file(find_profile("debian-6.12.118+deb13-amd64"))
+    except Exception as e:                                  # noqa: BLE001
+        pytest.skip(f"6.12 profile not imported: {e}")
+
+
+@pytest.fixture(scope="session")
 def trixie():
     """Debian 13's current kernel (whatever release the registry serves now in trixie):
     (profile, its module tree), imported with the project's own importer into the cache."""

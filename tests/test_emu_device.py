@@ -259,15 +259,6 @@ def test_kobject_uevent_needs_a_kset_up_the_parents():
     assert emu.state["uevent_seqnum"] == 1                     # d's filter dropped its event
 
 
-@pytest.fixture(scope="module")
-def profile_612():
-    from kmodlab.profile import find_profile, read_profile_file
-    try:
-        return read_profile_file(find_profile("debian-6.12.118+deb13-amd64"))
-    except Exception as e:                                  # noqa: BLE001
-        pytest.skip(f"6.12 profile not imported: {e}")
-
-
 @needs_gcc
 def test_612_layout_class_device(profile_612):
     """Linux 6.12's struct device (devt 676, class 704, release 720) and struct class (no

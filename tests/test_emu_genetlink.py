@@ -363,15 +363,6 @@ static int doit(void *a, void *b) { return 0; }
 '''
 
 
-@pytest.fixture(scope="module")
-def profile_612():
-    from kmodlab.profile import find_profile, read_profile_file
-    try:
-        return read_profile_file(find_profile("debian-6.12.118+deb13-amd64"))
-    except Exception as e:                                  # noqa: BLE001
-        pytest.skip(f"6.12 profile not imported: {e}")
-
-
 @needs_gcc
 @pytest.mark.parametrize("ops,err,warn", [
     ("{ .a = doit, .cmd = 1, .flags = DO }, { .b = doit, .cmd = 1, .flags = DUMP },"

@@ -314,15 +314,6 @@ def test_a_structure_changed_behind_the_models_is_named():
     assert ret == 0
 
 
-@pytest.fixture(scope="module")
-def profile_612():
-    from kmodlab.profile import find_profile, read_profile_file
-    try:
-        return read_profile_file(find_profile("debian-6.12.118+deb13-amd64"))
-    except Exception as e:                                  # noqa: BLE001
-        pytest.skip(f"6.12 profile not imported: {e}")
-
-
 @needs_gcc
 def test_612_marks_sit_at_gfp_bits_shift_25(profile_612):
     """Debian 6.12's __GFP_BITS_SHIFT is 25 (___GFP_LAST_BIT with CONFIG_SLAB_OBJ_EXT): its
