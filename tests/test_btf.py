@@ -16,7 +16,7 @@ from kmodlab import elf
 from kmodlab.errors import KmodlabError
 from kmodlab.profile import btf as B
 from kmodlab.profile.btf import (Btf, BtfBitfieldError, BtfError, BtfMemberError, BtfNotFound,
-                                 btf_section, extract_layouts)
+                                 btf_section, extract_layouts, extract_prototypes)
 
 DEBS = Path.home() / ".cache" / "kmodlab" / "debs"
 
@@ -688,3 +688,24 @@ def test_extract_layouts_serves_both_releases(k61, k612):
     assert b["module"]["mem[0].base"] == b["module"]["mem"]
     assert b["module_memory"] == {"sizeof": 72, "base": 0, "size": 8}
     assert b["enum mod_mem_type"]["MOD_INIT_RODATA"] == 6
+
+
+def test_extract_prototypes_counts_fixed_and_variadic_parameters():
+    b = Builder()
+    i = b.int_("int", 4)
+    pc = b.ptr(b.int_("char", 1))
+    b.func("two", b.func_proto(i, [("a", i), ("s", pc)]))
+    b.func("fmt", b.func_proto(i, [("f", pc), ("", 0)]))        # int fmt(const char *, ...)
+    b.func("none", b.func_proto(i, []))                          # f(void) or assembly: unknown
+    btf = Btf.parse(b.blob())
+    assert extract_prototypes(btf, ["two", "fmt", "none", "absent"]) == \
+        {"two": [2, 0], "fmt": [1, 1]}
+
+
+def test_real_prototypes_of_both_releases(k61, k612):
+    """6.12 (CONFIG_SLAB_BUCKETS) gave __kmalloc_node_noprof the caller's kmem_buckets after
+    the size; 6.1's __kmalloc_node had three parameters; _printk is variadic in both."""
+    p61 = extract_prototypes(k61["vml"], ["__kmalloc_node", "_printk", "kmemdup", "memcpy"])
+    assert p61 == {"__kmalloc_node": [3, 0], "_printk": [1, 1], "kmemdup": [3, 0]}
+    p612 = extract_prototypes(k612["vml"], ["__kmalloc_node_noprof", "_printk"])
+    assert p612 == {"__kmalloc_node_noprof": [4, 0], "_printk": [1, 1]}

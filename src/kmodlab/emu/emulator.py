@@ -160,6 +160,9 @@ class Emulator:
         # when an init stops, as the machine undoes the rest of that init
         self.undo: list[Callable[[], None]] = []
         self.structs: dict | None = getattr(profile, "structs", None)
+        # the running kernel's argument counts of its exported functions (profile.prototypes,
+        # from its BTF): a model that reads another number of arguments refuses (_run_model)
+        self.prototypes = getattr(profile, "prototypes", None)
         self.percpu_static = getattr(profile, "percpu_static_size", None) or PERCPU_STATIC_SIZE
         # the running kernel's release, for the models whose behaviour follows it (misc minors)
         from ..kernel.module.release import kernel_version
@@ -626,13 +629,25 @@ class Emulator:
             self._refusals[file] = _layouts.refusal(file, self.structs)
         return self._refusals[file]
 
+    def prototype_refusal(self, m: Model) -> str | None:
+        """Why a model refuses because the running kernel's function of that name takes other
+        arguments than the model reads (its BTF prototype, profile.prototypes), or None.  A
+        release that changes a function's parameters (6.12's ``__kmalloc_node_noprof`` gained
+        the caller's kmem_buckets) must get its own model rather than misread its registers."""
+        proto = self.prototypes.get(m.name) if self.prototypes is not None else None
+        if proto is None or m.control or (proto[0], bool(proto[1])) == (m.nargs, m.varargs):
+            return None
+        want = f"{proto[0]}{' and more' if proto[1] else ''}"
+        got = f"{m.nargs}{' and more' if m.varargs else ''}"
+        return f"this kernel's {m.name} takes {want} arguments, its model reads {got}"
+
     def _data_name(self, name: str) -> str:
         why = self._refused_data.get(name) if name else None
         return f"{name} ({why})" if why else name
 
     def _run_model(self, uc, m: Model, address: int) -> None:
         import unicorn.x86_const as X
-        why = self.layout_refusal(m.file)
+        why = self.layout_refusal(m.file) or self.prototype_refusal(m)
         if why is not None:
             raise Unmodelled(f"{m.name} ({why})", what=self.what)
         rsp = uc.reg_read(X.UC_X86_REG_RSP)

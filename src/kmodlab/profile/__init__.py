@@ -229,6 +229,59 @@ class ExportTable(Mapping):
         return f"<ExportTable of {len(self)} exports>"
 
 
+class Prototypes:
+    """The argument counts of a kernel's exported functions, from its BTF (the importer's
+    ``extract_prototypes``): ``get(name)`` is ``(fixed parameters, variadic)`` or None.
+
+    Kept in the profile file as one block ("name N", "+" after N for a variadic function, a
+    line each) and parsed on first use: only the emulator asks, so modinfo and check do not
+    pay for ten thousand entries."""
+
+    def __init__(self, source: dict | bytes):
+        self._blob = b"\n" + source + b"\n" if isinstance(source, bytes) and source else None
+        self._map: dict | None = None if self._blob is not None else \
+            {n: (int(a), bool(v)) for n, (a, v) in dict(source or {}).items()}
+        self._seen: dict[str, tuple[int, bool] | None] = {}
+
+    @staticmethod
+    def _entry(text: str) -> tuple[int, bool]:
+        return int(text.rstrip("+")), text.endswith("+")
+
+    def _table(self) -> dict:
+        if self._map is None:
+            self._map = {}
+            for line in self._blob.decode().split("\n"):
+                if line:
+                    name, _, n = line.rpartition(" ")
+                    self._map[name] = self._entry(n)
+        return self._map
+
+    def get(self, name: str) -> tuple[int, bool] | None:
+        if self._map is not None:
+            return self._map.get(name)
+        if name not in self._seen:               # one search of the block per name asked
+            key = b"\n" + name.encode() + b" "
+            i = self._blob.find(key)
+            self._seen[name] = None if i < 0 else self._entry(
+                self._blob[i + len(key):self._blob.index(b"\n", i + 1)].decode())
+        return self._seen[name]
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def items(self):
+        return self._table().items()
+
+    def to_bytes(self) -> bytes:
+        if self._map is None:
+            return self._blob[1:-1] if self._blob else b""
+        return "\n".join(f"{n} {a}{'+' if v else ''}"
+                         for n, (a, v) in sorted(self._map.items())).encode()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Prototypes) and self._table() == other._table()
+
+
 @dataclass
 class Profile:
     name: str                       # "debian-6.1.0-56-amd64"
@@ -251,6 +304,9 @@ class Profile:
     structs: dict = field(default_factory=dict)  # from the kernel's BTF: {"module": {"sizeof": n,
     #                                 "name": off, "mem[5].base": off, ...}, "enum mod_mem_type":
     #                                 {"MOD_TEXT": 0, ...}}; absent members are None
+    prototypes: Prototypes = field(default_factory=lambda: Prototypes({}))
+    #                                 from BTF: argument counts of exported functions; empty
+    #                                 in older profiles
     path: Path | None = field(default=None, compare=False)   # file it was loaded from
 
     _by_addr: tuple | None = field(default=None, init=False, repr=False, compare=False)
@@ -364,6 +420,7 @@ class Profile:
             ("module_exports.names", mx_names.encode()),
             ("module_exports.records", mx_recs.encode()),
             ("builtin_modinfo", bytes(self.builtin_modinfo)),
+            ("prototypes", self.prototypes.to_bytes()),
         ]
         head = {
             "name": self.name, "release": self.release, "version": self.version,
@@ -424,6 +481,7 @@ class Profile:
                 sections=[tuple(s) for s in head.get("sections", [])],
                 source=head.get("source", {}),
                 structs=head.get("structs", {}),
+                prototypes=Prototypes(blk.get("prototypes", b"")),
                 builtin_sysfs=head.get("builtin_sysfs", []),
                 path=path,
             )

@@ -756,3 +756,25 @@ def extract_layouts(btf: Btf, wanted: dict[str, list[str]]) -> dict:
                 rec[f] = size // 8 if size_of else bits // 8
         out[key] = rec
     return out
+
+
+def extract_prototypes(btf: Btf, names) -> dict[str, list[int]]:
+    """The argument counts of the named kernel functions, from their BTF ``FUNC`` records:
+    ``{name: [fixed parameters, 1 if variadic else 0]}``.
+
+    A function whose prototype lists no parameter is left out: BTF cannot tell ``f(void)`` from
+    an assembly function that only has a C declaration somewhere (x86's memcpy), so nothing is
+    claimed about it.  A name without a ``FUNC`` record (data, or not in BTF) is left out too.
+    """
+    out: dict[str, list[int]] = {}
+    for name in names:
+        ids = btf.find_all(name, "func")
+        if not ids:
+            continue
+        proto = btf[btf[ids[0]].ref]
+        params = proto.params or []
+        variadic = bool(params) and params[-1].type == 0 and not params[-1].name
+        fixed = len(params) - variadic
+        if fixed or variadic:
+            out[name] = [fixed, int(variadic)]
+    return out

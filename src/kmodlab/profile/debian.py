@@ -18,7 +18,7 @@ import tarfile
 from pathlib import Path
 
 from ..errors import KmodlabError, UsageError
-from . import Export, ExportTable, Profile, save_profile, profile_dir
+from . import Export, ExportTable, Profile, Prototypes, save_profile, profile_dir
 from .symvers import parse_config, parse_symvers
 from .vmlinux import Vmlinux, decompress_bzimage, find_certificates
 
@@ -28,7 +28,7 @@ WANTED_MODDIR = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/(modules\.builtin(?:\
 KO = re.compile(r"^(?:usr/)?lib/modules/([^/]+)/kernel/.*\.ko(\.xz|\.zst|\.gz)?$")
 VERMAGIC = re.compile(rb"(?:^|\0)vermagic=([^\0]*)\0")
 RELEASE = re.compile(r"^(\d+\.\d+(?:\.\d+)?(?:-\d+|\+deb\d+))-(.+)$")   # 6.1.0-56 | 6.12.118+deb13, + amd64
-IMPORTER_VERSION = 8            # bump when profiles gain facts: cached imports are redone
+IMPORTER_VERSION = 9            # bump when profiles gain facts: cached imports are redone
 MAX_COMPRESSED_KO = 100                                       # vermagic samples of .ko.xz etc.
 
 
@@ -228,13 +228,16 @@ def _with_model_layouts(wanted: dict) -> dict:
 STRUCTS_WANTED = _with_model_layouts(STRUCTS_WANTED)
 
 
-def struct_layouts(vmlinux_elf: bytes) -> dict:
-    """profile.structs from the kernel's own BTF (vmlinux's .BTF section); {} without BTF."""
-    from .btf import Btf, btf_section, extract_layouts
+def struct_layouts(vmlinux_elf: bytes, functions=()) -> tuple[dict, dict]:
+    """profile.structs and profile.prototypes (the argument counts of ``functions``, the
+    kernel's exported functions) from the kernel's own BTF (vmlinux's .BTF section); ({}, {})
+    without BTF."""
+    from .btf import Btf, btf_section, extract_layouts, extract_prototypes
     raw = btf_section(vmlinux_elf)
     if raw is None:
-        return {}
-    return extract_layouts(Btf.parse(raw), STRUCTS_WANTED)
+        return {}, {}
+    btf = Btf.parse(raw)
+    return extract_layouts(btf, STRUCTS_WANTED), extract_prototypes(btf, functions)
 
 
 def builtin_sysfs_dirs(vml: Vmlinux, structs: dict, builtin_modinfo: bytes) -> list[str]:
@@ -307,7 +310,7 @@ def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profil
     sections = [(s.name, s.addr, s.size, vml.kind_of(s.addr)) for s in vml.sections
                 if s.flags & 0x2 and s.size]
     say("reading BTF")
-    structs = struct_layouts(vml.data)
+    structs, prototypes = struct_layouts(vml.data, [e.name for e in raw if e.kind == "text"])
     if not structs and config.get("DEBUG_INFO_BTF") == "y":
         raise DebError("CONFIG_DEBUG_INFO_BTF=y but vmlinux has no .BTF section")
     builtin_modinfo = img.get("modules.builtin.modinfo", b"")
@@ -329,6 +332,7 @@ def build_profile(image_deb: Path, headers_debs: list[Path], log=None) -> Profil
         machine=uts["machine"],
         sections=sections,
         structs=structs,
+        prototypes=Prototypes(prototypes),
         source={"importer": "debian", "importer_version": IMPORTER_VERSION,
                 "image": image_deb.name,
                 "headers": [h.name for h in headers_debs],

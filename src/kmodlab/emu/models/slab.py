@@ -88,13 +88,26 @@ def __kmalloc(emu, size, flags):
     return kmalloc_flags(emu, size, flags)
 
 
-@model("__kmalloc_node", "__kmalloc_node_noprof")
+@model("__kmalloc_node")
 def __kmalloc_node(emu, size, flags, node):
     return kmalloc_flags(emu, size, flags)
 
 
 @model("__kmalloc_node_track_caller")
 def __kmalloc_node_track_caller(emu, size, flags, node, caller):
+    return kmalloc_flags(emu, size, flags)
+
+
+# Linux 6.12 with CONFIG_SLAB_BUCKETS (Debian's): the node variants take the caller's
+# kmem_buckets after the size (DECL_BUCKET_PARAMS); kmalloc_node() passes NULL, the default
+# kmalloc caches, and a bucket set gives the same sizes and failures.
+@model("__kmalloc_node_noprof")
+def __kmalloc_node_noprof(emu, size, b, flags, node):
+    return kmalloc_flags(emu, size, flags)
+
+
+@model("__kmalloc_node_track_caller_noprof")
+def __kmalloc_node_track_caller_noprof(emu, size, b, flags, node, caller):
     return kmalloc_flags(emu, size, flags)
 
 
@@ -202,7 +215,7 @@ def ksize(emu, p):
     return emu.heap.allocs[p]
 
 
-@model("krealloc")
+@model("krealloc", "krealloc_noprof")
 def krealloc(emu, p, new_size, flags):
     if new_size == 0:
         _kfree(emu, p, "krealloc")
@@ -254,7 +267,7 @@ def kfree_const(emu, p):
         _kfree(emu, p, "kfree_const")
 
 
-@model("kmemdup")
+@model("kmemdup", "kmemdup_noprof")
 def kmemdup(emu, src, length, gfp):
     q = kmalloc_flags(emu, length, gfp)
     if q > ZERO_SIZE_PTR:
