@@ -130,3 +130,63 @@ def test_pc32_to_percpu_symbol_wraps(machine):
                 assert machine.mm.read_u(P, 4) == want
                 checked += 1
     assert checked > 0
+
+
+def _corrupt_two(img: bytearray, how: str) -> None:
+    """Damage two RELA sections of a large module: the earlier section (in section order) one
+    way, the later one another, so the error the kernel reports is the earlier one's."""
+    h = elf.parse_header(bytes(img))
+    secs = elf.parse_sections(bytes(img), h.shoff, h.shnum)
+    elf.name_sections(bytes(img), secs, h.shstrndx)
+    rel = [s for s in secs if s.type == elf.SHT_RELA and secs[s.info].flags & elf.SHF_ALLOC and s.size >= 48]
+    a = next(s for s in rel if s.name == ".rela.init.text")       # init memory
+    b = max(rel, key=lambda s: s.size)                              # core memory (.rela.text)
+    first, later = (a, b) if secs.index(a) < secs.index(b) else (b, a)
+    if how == "later-unknown":
+        k = first.offset + 24 * (first.size // 24 - 1)             # nonzero target, last entry
+        r_off, r_info, add = elf.RELA.unpack_from(img, k)
+        img[secs[first.info].offset + r_off] ^= 0x5A
+        r_off, r_info, add = elf.RELA.unpack_from(img, later.offset)
+        struct.pack_into("<QQq", img, later.offset, r_off, (r_info & ~0xFFFFFFFF) | 99, add)
+    else:                                                           # two errors in one section
+        def entries(s):
+            return [elf.RELA.unpack_from(img, s.offset + 24 * j) for j in range(s.size // 24)]
+        b = next(s for s in rel if any(e[1] & 0xFFFFFFFF in (10, 11) for e in entries(s)[:-1]))
+        ents = entries(b)
+        j32 = next(j for j, e in enumerate(ents) if e[1] & 0xFFFFFFFF in (10, 11))
+        r_off, r_info, add = ents[j32]
+        struct.pack_into("<QQq", img, b.offset + 24 * j32, r_off, r_info, add + (1 << 40))
+        j = len(ents) - 1
+        struct.pack_into("<QQq", img, b.offset + 24 * j, ents[j][0], (ents[j][1] & ~0xFFFFFFFF) | 99, ents[j][2])
+
+
+@pytest.mark.parametrize("how", ["later-unknown", "overflow-then-unknown"])
+def test_bulk_path_reports_the_kernels_first_error(machine, monkeypatch, how):
+    """A table large enough for the batch path (x86.SMALL entries and more) reports the error the
+    kernel's loop meets first: the earliest section, then the earliest entry, then, within an
+    entry, the order of its checks — the same line as the entry-by-entry loop."""
+    path = TREE / "kernel/arch/x86/kvm/kvm.ko"
+    if not path.exists():
+        pytest.skip("no Debian module tree")
+    from kmodlab.lib.signature import split_signature
+    img = path.read_bytes()
+    img = bytearray(img[:split_signature(img)[0]])    # unsigned: the damage is not refused earlier
+    _corrupt_two(img, how)
+
+    def reloc_lines(m):
+        return [x.text for x in m.log if "relocation" in x.text or "mcmodel" in x.text]
+    r = load(machine, bytes(img))
+    assert r.ret == -ENOEXEC
+    got = reloc_lines(machine)
+    from kmodlab.machine import Machine
+    m2 = Machine.boot(machine.profile_name, seed=1)
+    m2.profile = machine.profile
+
+    def sequential(mm, info, relsecs, modname):
+        for i in relsecs:
+            x86._apply_sequential(mm, info, i, modname)
+        return {}
+    monkeypatch.setattr(x86, "apply_relocate_add", sequential)
+    assert load(m2, bytes(img)).ret == -ENOEXEC
+    assert got and got == reloc_lines(m2)
+    assert ("Skipping invalid" in got[0]) == (how == "later-unknown")
