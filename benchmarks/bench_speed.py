@@ -151,6 +151,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         exe, ssl = build_floor(tmp)
+        # Bytecode cached, as an installed package has it (pip compiles on install): a shell
+        # with PYTHONDONTWRITEBYTECODE would make every timed process compile kmodlab anew.
+        import kmodlab
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+        subprocess.run([PY, "-m", "compileall", "-q", str(Path(kmodlab.__file__).parent)], check=True)
         exports, cert = floor_inputs(tmp, profile)
         km = [PY, "-m", "kmodlab"]
         # 1. whole tree

@@ -3,7 +3,8 @@ write the same bytes, log the same lines and fail the same way.
 
 - x86-64 relocations: the entry-by-entry loop for small tables (``_apply_small``) and the numpy
   batch for large ones, on real modules and on every crafted failure of test_relocations.py;
-- simplify_symbols' common case decided inline against resolve_symbol's whole path.
+- simplify_symbols' common case decided inline against resolve_symbol's whole path;
+- the PKCS#7 decoder's memo of the last message shape against a fresh decoding.
 """
 from __future__ import annotations
 
@@ -111,3 +112,60 @@ def test_symbols_fast_path_falls_back(profile, monkeypatch):
     assert out[0][0] < 0
     assert any(f"disagrees about version of symbol {name}" in ln for ln in out[0][2])
     assert any("Unknown symbol" in ln for ln in out[0][2])      # GPL-only ones refused
+
+
+def _blob(path: Path) -> bytes:
+    from kmodlab.lib.signature import split_signature
+    img = path.read_bytes()
+    n = split_signature(img)[0]
+    sig_len = int.from_bytes(img[len(img) - 28 - 4:len(img) - 28], "big")
+    return img[n:n + sig_len]
+
+
+def _fields(p7) -> dict:
+    return {k: v for k, v in vars(p7).items() if k != "printk"}
+
+
+def test_pkcs7_shape_memo_decodes_as_a_fresh_parse(monkeypatch):
+    """Two modules signed alike: the second is served from the memo of the first's shape and
+    decodes to exactly what a fresh parse gives (its own signature value); a message that
+    differs before the signature (a damaged issuer) is parsed anew and fails as it should."""
+    from kmodlab.kernel.module import signing
+    paths = [TREE / "kernel/crypto/md4.ko", TREE / "kernel/drivers/block/loop.ko"]
+    if not all(p.exists() for p in paths):
+        pytest.skip("no Debian module tree")
+    a, b = (_blob(p) for p in paths)
+    monkeypatch.setattr(signing, "_LAST_SHAPE", {})
+    signing.pkcs7_parse_message(a, lambda lv, t: None, 0)
+    assert signing._LAST_SHAPE["p7"].d == a
+    served = signing.pkcs7_parse_message(b, lambda lv, t: None, 0)
+    fresh = signing.KernelPkcs7(b, lambda lv, t: None, 0)
+    fresh.parse()
+    assert _fields(served) == _fields(fresh) and served.signature != _fields(signing._LAST_SHAPE["p7"])["signature"]
+    at = b.index(served.raw_issuer) + len(served.raw_issuer) - 3
+    bad = b[:at] + bytes([b[at] ^ 0x20]) + b[at + 1:]
+    damaged = signing.pkcs7_parse_message(bad, lambda lv, t: None, 0)
+    assert damaged.raw_issuer != served.raw_issuer
+    from kmodlab.profile import load_profile
+    assert signing._find_key(damaged, load_profile().certificates) is None
+
+
+def test_pkcs7_memo_keeps_no_message_that_logged(monkeypatch):
+    """A message whose decoding logs (an unknown OID) is never the memo's shape: the next one
+    like it logs again."""
+    from kmodlab.kernel.module import signing
+    path = TREE / "kernel/crypto/md4.ko"
+    if not path.exists():
+        pytest.skip("no Debian module tree")
+    blob = bytearray(_blob(path))
+    k = blob.index(bytes.fromhex("0609608648016503040201"))      # sha256's OID → an unknown one
+    blob[k + 10] = 0x7F
+    monkeypatch.setattr(signing, "_LAST_SHAPE", {})
+    for _ in range(2):
+        lines = []
+        try:
+            signing.pkcs7_parse_message(bytes(blob), lambda lv, t: lines.append(t), 0)
+        except signing.Pkcs7Error:
+            pass
+        assert any("Unknown OID" in t for t in lines)
+    assert "p7" not in signing._LAST_SHAPE

@@ -7,6 +7,7 @@ later check uses the shortened length.  The PKCS#7 SignedData is decoded as the 
 """
 from __future__ import annotations
 
+import copy
 import functools
 import struct
 
@@ -86,9 +87,8 @@ def verify_pkcs7_signature(content: bytes, blob: bytes, certificates: list[bytes
     a signature that does not verify → -EKEYREJECTED.  RSA (PKCS#1 v1.5) and ECDSA (X9.62)
     keys, as crypto/asymmetric_keys/public_key.c verifies them."""
     log = printk or (lambda level, text: None)
-    p7 = KernelPkcs7(blob, log, oid_nr)
     try:
-        p7.parse()
+        p7 = pkcs7_parse_message(blob, log, oid_nr)
     except Pkcs7Error as e:
         return e.err
     if p7.signers == 0:
@@ -264,6 +264,34 @@ def oid_arcs(v: bytes) -> str | None:
     return oid_to_str(v)
 
 
+def pkcs7_parse_message(blob: bytes, printk, oid_nr) -> "KernelPkcs7":
+    """The message decoded as pkcs7_parse_message does (raises Pkcs7Error).
+
+    A module's message ends with its signature value (the SignerInfo's last element, an
+    OCTET STRING whose content the decoder does not look into), and a kernel's modules are
+    signed alike: their messages differ only there.  So a message that has the same length
+    and the same bytes before the signature value as the last one decoded without a log line
+    decodes the same way, but for its own signature value, which is all that is taken anew.
+    That shape is memoised in :data:`_LAST_SHAPE` (a cache of this pure function, one entry)."""
+    last = _LAST_SHAPE.get("p7")
+    if last is not None and len(blob) == len(last.d) and \
+            blob[:last.sig_at] == last.d[:last.sig_at]:
+        p7 = copy.copy(last)
+        p7.d, p7.printk = bytes(blob), printk
+        p7.signature = p7.d[p7.sig_at:]
+        return p7
+    quiet = []
+    p7 = KernelPkcs7(blob, lambda level, text: (quiet.append(text), printk(level, text)), oid_nr)
+    p7.parse()
+    if not quiet and p7.sig_at is not None and p7.sig_at + len(p7.signature) == len(p7.d):
+        _LAST_SHAPE["p7"] = p7
+    p7.printk = printk
+    return p7
+
+
+_LAST_SHAPE: dict[str, "KernelPkcs7"] = {}
+
+
 class Pkcs7Error(Exception):
     def __init__(self, err: int):
         self.err = err
@@ -287,6 +315,7 @@ class KernelPkcs7:
         self.digest: str | None = None
         self.pkey_algo: str | None = None
         self.signature = b""
+        self.sig_at: int | None = None
         self.authattrs = False
         self.signers = 0
 
@@ -549,3 +578,4 @@ class KernelPkcs7:
 
     def note_signature(self, v: bytes, at: int) -> None:
         self.signature = v
+        self.sig_at = at if self.signers == 0 else None      # one SignerInfo: where its value is
