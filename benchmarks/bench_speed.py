@@ -155,20 +155,20 @@ def main() -> int:
         # with PYTHONDONTWRITEBYTECODE would make every timed process compile kmodlab anew.
         import kmodlab
         os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-        os.environ["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
         subprocess.run([PY, "-m", "compileall", "-q", str(Path(kmodlab.__file__).parent)], check=True)
         exports, cert = floor_inputs(tmp, profile)
         km = [PY, "-m", "kmodlab"]
         # 1. whole tree
         fl = floor_seconds(exe, exports, files, None, 3)
         fls = floor_seconds(exe, exports, files, cert, 3) if ssl else None
-        t_pool, rss_pool, _ = run_timed(km + ["check", "-q", tree])
+        t_pool, rss_pool = median_run(km + ["check", "-q", tree], opts.runs)
         t_one, rss_one, _ = run_timed(km + ["check", "-q", "-j", "1", tree])
         print(f"\n1. whole-tree check of {len(files)} modules")
         print(f"   C floor, relocation work only      {fl:7.2f} s")
         if fls:
             print(f"   C floor, + OpenSSL signature check {fls:7.2f} s")
-        print(f"   kmodlab check (pool, {os.cpu_count()} CPUs)       {t_pool:7.2f} s   peak RSS {rss_pool / 1024:.0f} MiB")
+        print(f"   kmodlab check (pool, {os.cpu_count()} CPUs)       {t_pool:7.2f} s   peak RSS {rss_pool / 1024:.0f} MiB"
+              f"   (median of {opts.runs})")
         print(f"   kmodlab check -j 1                 {t_one:7.2f} s   peak RSS {rss_one / 1024:.0f} MiB")
         if fls:
             rows.append(("whole-tree check vs C floor (same work, signatures verified)", t_pool, "C floor", fls, 5))

@@ -58,6 +58,9 @@ def file_exports(data: bytes) -> dict[str, TreeExport]:
     try:
         hdr = elf.parse_header(data)
         secs = elf.parse_sections(data, hdr.shoff, hdr.shnum)
+        names = secs[hdr.shstrndx]
+        if b"__ksymtab" not in data[names.offset:names.offset + names.size]:
+            return {}                  # no section can be called __ksymtab or __ksymtab_gpl
         elf.name_sections(data, secs, hdr.shstrndx)
         symsec = next(s for s in secs if s.type == elf.SHT_SYMTAB)
         strtab = data[secs[symsec.link].offset:secs[symsec.link].offset + secs[symsec.link].size]
