@@ -73,3 +73,11 @@ def test_hardware_explanations_are_narrow(report):
     assert {"ata_piix", "i2c_piix4", "pcspkr"} <= set(bound) and len(bound) <= 20, bound
     assert set(rep.hardware) <= set(bound) | {f.module for f in rep.findings}
     assert len(rep.hardware) <= 20, rep.hardware
+
+
+def test_pending_work_explanations_are_narrow(report):
+    """"Logged by work the init queued" explains only trailing lines of inits that left work
+    pending (cfg80211's regulatory work loading regulatory.db), not a blanket."""
+    _rec, rep = report
+    hit = {f.module for f in rep.findings if f.cls.startswith("explained: the remaining lines")}
+    assert hit <= {"cfg80211"}, hit

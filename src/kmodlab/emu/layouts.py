@@ -76,6 +76,12 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
                           "sizeof": 344},
         "dmi_strmatch": {"slot": [0, 7], "exact_match": [7, 1], "substr": 1, "sizeof": 80},
     },
+    "auxiliary": {
+        "auxiliary_driver": {"probe": 0, "name": 40, "driver": 48, "id_table": 192},
+    },
+    "cpufreq": {
+        "cpufreq_governor": {"name": 0},
+    },
     "driver": {
         "list_head": {"next": 0, "prev": 8},
         "device_driver": {"name": 0, "bus": 8, "owner": 16, "mod_name": 24,
@@ -361,6 +367,20 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
     "bpf": {
         "mutex": {"owner": 0, "wait_list": 16, "sizeof": 32},
     },
+    "kthread": {
+        "task_struct": {"__state": 24, "prio": 108, "static_prio": 112, "normal_prio": 116,
+                        "rt_priority": 120, "policy": 972, "comm": 2976, "sizeof": 9792},
+        "kthread_worker": {"flags": 0, "lock": 4, "work_list": 8, "delayed_work_list": 24,
+                           "task": 40, "current_work": 48, "sizeof": 56},
+        "list_head": {"next": 0, "prev": 8},
+    },
+    "keys": {
+        "key": {"usage": 0, "serial": 4, "uid": 104, "gid": 108, "perm": 112, "state": 120,
+                "flags": 128,
+                "len_desc": 144, "description": 168, "sizeof": 232},
+        "key_type": {"name": 0},
+        "asymmetric_key_parser": {"name": 24},
+    },
 }
 
 # files whose models read every offset from the running profile (see the module docstring)
@@ -368,10 +388,12 @@ PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink",
                                          "proc", "rbtree", "dmi", "resource", "transport", "tty",
                                          "backing_dev", "jump_label", "device", "genetlink",
                                          "sockdiag", "connector", "inet_proto", "tcp_cong", "idr",
-                                         "cpuhp", "zpool", "rhashtable", "bpf", "netfilter"})
+                                         "cpuhp", "zpool", "rhashtable", "bpf", "netfilter",
+                                         "keys", "kthread", "auxiliary", "cpufreq"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {
+    "auxiliary": ("driver",),
     "crypto": ("slab",),
     "genetlink": ("notifier",),
     "inet": ("slab", "rhashtable"),

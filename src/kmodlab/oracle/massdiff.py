@@ -165,6 +165,17 @@ def hashed_pointers_only(real: list[str], sandbox: list[str]) -> str | None:
     return None
 
 
+def pending_work_only(real: list[str], sandbox: list[str], queued: list[str]) -> str | None:
+    """The real log is the sandbox's followed by more lines, and the init left work queued
+    that the sandbox never runs (emu/models/workqueue.py: a kworker runs it later): those
+    lines are the work's (cfg80211's reg_work loading regulatory.db)."""
+    if queued and len(real) > len(sandbox) and real[:len(sandbox)] == sandbox:
+        return ("explained: the remaining lines are logged by work the init queued ("
+                + ", ".join(dict.fromkeys(queued)) + "), which a kworker runs after it and the "
+                "sandbox does not run")
+    return None
+
+
 UNMODELLED = re.compile(r"(?:init|exit) (?:called|read|wrote|ran an) unmodelled "
                         r"(?:kernel )?(function|data|CPU instruction) (\S+)")
 PAGE = 4096
@@ -511,8 +522,11 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
             partial.add(name)
         # 2. init
         numbers_before = [d.sandbox(sb) for d in numbers]
+        work_before = set(sb.m.emu_state.get("work", {}))
         ret, ires, log2 = sb.init(mod, skip=not run_init)
         numbers_after = [d.sandbox(sb) for d in numbers]
+        queued = [w.get("name") or "?" for k, w in sb.m.emu_state.get("work", {}).items()
+                  if k not in work_before]
         um = UNMODELLED.search(ires.reason or "")
         if um:
             rep.unmodelled[um.group(2)] += 1
@@ -563,7 +577,8 @@ def replay(rec: dict, moddir: Path, core_dir: Path | None = None, run_init: bool
                                                  skipped | partial)
                                        for d, b, a in zip(numbers, numbers_before,
                                                           numbers_after))), None) or
-                    hashed_pointers_only(init_log_real, init_log_sb) or emu_cls)
+                    hashed_pointers_only(init_log_real, init_log_sb) or
+                    pending_work_only(init_log_real, init_log_sb, queued) or emu_cls)
         else:
             rep.add(name, "errno", obs["errno"], 0 if why.startswith("explained") and real_loaded
                     else sb_errno, why)

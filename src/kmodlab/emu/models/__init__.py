@@ -8,18 +8,20 @@ kernel implements the function:
   mempool.py (mm/mempool.c), string.py (lib/string.c), thunks.py (arch/x86 entry thunks,
   ftrace, static calls, stack protector), sched.py (current, preemption, might_sleep),
   time.py (jiffies, delays, ktime), timer.py (kernel/time/timer.c), workqueue.py
-  (kernel/workqueue.c), locking.py (mutexes, spinlocks, wait queues, RCU), notifier.py
+  (kernel/workqueue.c), kthread.py (kernel/kthread.c: kernel threads, kthread
+  workers, their scheduling policy), locking.py (mutexes, spinlocks, wait queues, RCU), notifier.py
   (notifier chains, the kernel's own chains), jump_label.py (static keys), cpuhp.py
   (kernel/cpu.c: CPU hotplug states), module.py (module references), kmod.py (request_module),
   random.py (drivers/char/random.c), userns.py (kernel/user_namespace.c, bin2hex), bpf.py
   (kernel/bpf/btf.c kfunc sets);
 - data structures: bitmap.py (lib/find_bit.c), rbtree.py (lib/rbtree.c walks), idr.py
   (lib/idr.c, lib/xarray.c), rhashtable.py (lib/rhashtable.c), crc.py (lib/crc32.c), uuid.py
-  (lib/uuid.c), textsearch.py (lib/textsearch.c, quota formats);
+  (lib/uuid.c), textsearch.py (lib/textsearch.c, quota formats), ctype.py (lib/ctype.c);
 - the booted machine (the oracle's QEMU guest): arch.py (its CPU, memory, ACPI, Xen, Hyper-V,
   XSAVE, the VT console, NUMA), dmi.py (its SMBIOS identity), resource.py (kernel/resource.c:
   its I/O port and memory trees);
 - devices: device.py (drivers/base/core.c: struct device, class devices, dev_printk, uevents),
+  auxiliary.py (drivers/base/auxiliary.c), cpufreq.py (cpufreq governors),
   driver.py (drivers/base: buses, classes, drivers matched against the machine's devices,
   platform/PCI/ACPI/PNP, misc, char_dev), kobject.py (lib/kobject.c), transport.py (SCSI
   transport classes, attribute containers), tty.py (tty drivers, line disciplines), input.py
@@ -31,13 +33,17 @@ kernel implements the function:
   proto, socket families, init_net's fields), netlink.py (kernel sockets), genetlink.py
   (generic netlink families), netsched.py (qdiscs, classifiers, actions), inet.py (inet
   fragments, fqdir, udp_tunnel_nic_ops), inet_proto.py (protocol handlers, netfilter sockopts),
-  netfilter.py (netfilter's hook pointers), tcp_cong.py (congestion control), sockdiag.py
-  (sock_diag handlers), connector.py (drivers/connector);
-- crypto.py (crypto/algapi, shash, templates).
+  netfilter.py (netfilter's hook pointers), dropreason.py (subsystem skb drop reasons),
+  tcp_cong.py (congestion control), sockdiag.py (sock_diag handlers), connector.py
+  (drivers/connector);
+- drm.py (nomodeset, video= options: the command line's say over display drivers);
+- crypto.py (crypto/algapi, shash, templates), keys.py (security/keys: keyrings, keys, key
+  types; the X.509 asymmetric key parser).
 """
-from . import (arch, backing_dev, bitmap, block, bpf, connector, cpuhp, crc, crypto, device,  # noqa: F401
-               dmi, driver, edac, fs, genetlink, idr, inet, inet_proto, input, jump_label,
-               kmod, kobject, leds, locking, mempool, module, net, netfilter, netlink,
+from . import (arch, auxiliary, backing_dev, bitmap, block, bpf, connector, cpufreq, cpuhp, crc, crypto,  # noqa: F401
+               ctype, device, dmi, driver, dropreason, edac, fs, genetlink, idr, inet, inet_proto, input,
+               jump_label, keys, kmod, kobject, kthread, leds, locking, mempool, module, net, netfilter, netlink,
                netsched, notifier, page, percpu, printk, proc, random, rbtree, resource,
                rhashtable, sched, shrinker, slab, sockdiag, string, tcp_cong, textsearch,
                thunks, time, timer, transport, tty, userns, uuid, vsprintf, workqueue, zpool)
+from . import drm  # noqa: F401,E402

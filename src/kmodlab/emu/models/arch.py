@@ -25,10 +25,12 @@ booted with ACPI, not a Xen guest.  So:
   releases (the stable backport ends the table at the first entry without
   X86_CPU_ID_FLAG_ENTRY_VALID): vendor (X86_VENDOR_ANY 0xffff), family, model (ANY 0),
   stepping bitmap (ANY 0), feature bit (ANY 0) against that boot_cpu_data; NULL if none.
-- Memory: ``-m 512M``; ``_totalram_pages`` is what each real guest's kernel counted (6.1:
-  117104 pages, 6.12: 118812); ``si_meminfo`` fills struct sysinfo as mm/show_mem.c does,
-  with the guest's free, shared and buffer pages as /proc/meminfo read them after boot
-  (mem_unit PAGE_SIZE, no highmem).
+- Memory: the mass oracle's guest, ``-m 2G`` (kmodlab.oracle.mass.MEMORY: the machine whose
+  loads the sandbox is compared with); ``_totalram_pages`` is what each real guest's kernel
+  counted (MemTotal / 4 kB: 6.1 503600 pages, 6.12 505308; at ``-m 512M`` they were 117104
+  and 118812, and jfs's "nTxBlock = 3659" against the mass run's 8192 showed the difference);
+  ``si_meminfo`` fills struct sysinfo as mm/show_mem.c does, with the guest's free, shared and
+  buffer pages as /proc/meminfo read them after boot (mem_unit PAGE_SIZE, no highmem).
 """
 from __future__ import annotations
 
@@ -104,9 +106,9 @@ BOOT_CPU_DATA = {            # /proc/kcore at boot_cpu_data, booted nokaslr (202
         "ffffffffffffffff0000000000000000c0b09e000000000000000000000000004000000000000000"
         "6500000128000000"),
 }
-TOTALRAM_PAGES = {(6, 1): 117104, (6, 12): 118812}
+TOTALRAM_PAGES = {(6, 1): 2014400 // 4, (6, 12): 2021232 // 4}      # /proc/meminfo MemTotal, -m 2G
 # /proc/meminfo of the same guests after boot, in pages: MemFree, Shmem, Buffers
-MEMINFO_PAGES = {(6, 1): (407820 // 4, 2948 // 4, 0), (6, 12): (417868 // 4, 3108 // 4, 0)}
+MEMINFO_PAGES = {(6, 1): (1973636 // 4, 2948 // 4, 0), (6, 12): (1985576 // 4, 3108 // 4, 0)}
 FIRST_PART = 288                     # sizeof(struct cpuinfo_x86) in 6.1; 6.12's first 288 bytes
 X86_VENDOR_ANY, X86_CPU_ID_FLAG_ENTRY_VALID = 0xFFFF, 1
 

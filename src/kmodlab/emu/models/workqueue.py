@@ -104,7 +104,7 @@ def _queue(emu, wq: int, work: int, delay: int = 0) -> int:
         return 0
     emu.write_u(work, 8, d | WORK_STRUCT_PENDING)
     func = emu.read_u(work + WORK_FUNC, 8)
-    _work(emu)[str(work)] = {"wq": wq, "func": func, "delay": delay}
+    _work(emu)[str(work)] = {"wq": wq, "func": func, "delay": delay, "name": emu.symbol(func)}
     emu.note(f"{emu.symbol(func)} on {wq_name(emu, wq)}")
     return 1
 
