@@ -31,6 +31,21 @@ def load(machine, img, monkeypatch=None):
                             extra=lambda n, g: main.FoundSymbol(0xffffffffff000000 - 4096, None, False, "", None, n))
 
 
+def sequential_machine(machine, monkeypatch):
+    """A second machine like ``machine`` whose relocations go through the kernel's
+    entry-by-entry loop (the reference the batch path is compared with)."""
+    from kmodlab.machine import Machine
+    m2 = Machine.boot(machine.profile_name, seed=1)
+    m2.profile = machine.profile
+
+    def sequential(mm, info, relsecs, modname):
+        for i in relsecs:
+            x86._apply_sequential(mm, info, i, modname)
+        return {}
+    monkeypatch.setattr(x86, "apply_relocate_add", sequential)
+    return m2
+
+
 @pytest.mark.parametrize("rel", ["kernel/crypto/md4.ko", "kernel/fs/fat/fat.ko", "kernel/drivers/block/loop.ko",
                                  "kernel/arch/x86/kvm/kvm.ko", "kernel/net/ipv4/tcp_bbr.ko"])
 def test_vectorised_equals_sequential(machine, monkeypatch, rel):
@@ -42,15 +57,7 @@ def test_vectorised_equals_sequential(machine, monkeypatch, rel):
     img = path.read_bytes()
     assert load(machine, img).ret == 0
     fast = {n: bytes(r.data) for n, r in machine.mm.regions.items() if ":" in n}
-    from kmodlab.machine import Machine
-    m2 = Machine.boot(machine.profile_name, seed=1)
-    m2.profile = machine.profile
-
-    def sequential(mm, info, relsecs, modname):
-        for i in relsecs:
-            x86._apply_sequential(mm, info, i, modname)
-        return {}
-    monkeypatch.setattr(x86, "apply_relocate_add", sequential)
+    m2 = sequential_machine(machine, monkeypatch)
     assert load(m2, img).ret == 0
     slow = {n: bytes(r.data) for n, r in m2.mm.regions.items() if ":" in n}
     assert fast.keys() == slow.keys() and all(fast[k] == slow[k] for k in fast)
@@ -178,15 +185,7 @@ def test_bulk_path_reports_the_kernels_first_error(machine, monkeypatch, how):
     r = load(machine, bytes(img))
     assert r.ret == -ENOEXEC
     got = reloc_lines(machine)
-    from kmodlab.machine import Machine
-    m2 = Machine.boot(machine.profile_name, seed=1)
-    m2.profile = machine.profile
-
-    def sequential(mm, info, relsecs, modname):
-        for i in relsecs:
-            x86._apply_sequential(mm, info, i, modname)
-        return {}
-    monkeypatch.setattr(x86, "apply_relocate_add", sequential)
+    m2 = sequential_machine(machine, monkeypatch)
     assert load(m2, bytes(img)).ret == -ENOEXEC
     assert got and got == reloc_lines(m2)
     assert ("Skipping invalid" in got[0]) == (how == "later-unknown")
