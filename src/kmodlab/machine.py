@@ -51,7 +51,7 @@ from .kernel.mm import AddressSpace, Heap, PAGE_SIZE, PERCPU_AREA_SIZE, PERCPU_B
 from .kernel.module.internal import KernelSymbol, Layout, Module, ParamInfo
 from .kernel.printk import KERN_INFO, KERN_NOTICE, KERN_WARNING, LogRecord
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 MAX_KMOD_CONCURRENT = 50            # kernel/kmod.c: usermode modprobes at once (max_modprobes)
 MAX_KMOD_ALL_BUSY_TIMEOUT = 5       # seconds request_module waits for a free slot
 ETIME = 62

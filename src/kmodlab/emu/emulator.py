@@ -52,6 +52,8 @@ KERNEL_IMAGE_START = 0xFFFFFFFF80000000      # __START_KERNEL_map
 KERNEL_IMAGE_END = MODULES_VADDR
 TRAP_BASE = KERNEL_IMAGE_START               # private trap entries (sentinel first)
 TRAP_SIZE = 4 * PAGE_SIZE
+KERNEL_FN_BASE = TRAP_BASE + TRAP_SIZE // 2  # the upper half: the kernel's own functions,
+                                             # at addresses fixed for the machine's life
 SENTINEL = TRAP_BASE                         # return address of the emulated call
 NESTED_SENTINEL = TRAP_BASE + 8              # return address of a call made by a model
 NESTED_MAX_DEPTH = 8
@@ -113,6 +115,13 @@ class _Fail(Exception):
 def _signed32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _trap_model(name: str, fn: Callable, control: bool) -> Model:
+    import inspect
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    nargs = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return Model(name, fn, nargs, False, control)
 
 
 def export_tables(exports: dict[str, Any]) -> tuple:
@@ -1022,13 +1031,29 @@ class Emulator:
         return a
 
     def trap(self, name: str, fn: Callable, *, control: bool = False) -> int:
-        """An address that, when called, runs ``fn`` as the model of a non-exported function."""
-        import inspect
-        params = list(inspect.signature(fn).parameters.values())[1:]
-        nargs = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        """An address that, when called, runs ``fn`` as the model of a non-exported function
+        (valid for this run: see :meth:`kernel_fn` for one kept in persistent memory)."""
         a = self._trap_next
+        if a + 16 > KERNEL_FN_BASE:
+            raise MemoryError("emulator trap entries exhausted")
         self._trap_next += 16
-        self._traps[a] = Model(name, fn, nargs, False, control)
+        self._traps[a] = _trap_model(name, fn, control)
+        return a
+
+    def kernel_fn(self, name: str, fn: Callable) -> int:
+        """The address of the kernel's non-exported function ``name`` (a release callback, a
+        work function, a hash function), a trap running ``fn``: the same address for the
+        machine's whole life (numbered in ``state["kernel_fns"]``), so that a pointer to it
+        stored in persistent memory (a devres node, ``work.func``) is still it in a later run."""
+        saved = self.state.setdefault("kernel_fns", {})
+        a = saved.get(name)
+        if a is None:
+            a = KERNEL_FN_BASE + 16 * len(saved)
+            if a + 16 > TRAP_BASE + TRAP_SIZE:
+                raise MemoryError("emulator kernel-function entries exhausted")
+            saved[name] = a
+        if a not in self._traps:
+            self._traps[a] = _trap_model(name, fn, False)
         return a
 
     def call_module(self, fn: int, args: tuple[int, ...] = ()) -> int:

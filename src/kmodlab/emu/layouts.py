@@ -66,6 +66,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
     "resource": {
         "resource": {"start": 0, "end": 8, "name": 16, "flags": 24, "desc": 32, "parent": 40,
                      "sibling": 48, "child": 56, "sizeof": 64},
+        "region_devres": {"parent": 0, "start": 8, "n": 16, "sizeof": 24},
     },
     "rbtree": {
         "rb_node": {"__rb_parent_color": 0, "rb_right": 8, "rb_left": 16, "sizeof": 24},
@@ -343,6 +344,20 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
     "cpuhp": {
         "hlist_node": {"next": 0, "pprev": 8},
     },
+    "page": {
+        "page": {"flags": 0, "mapping": 24, "private": 40, "_mapcount": 48, "_refcount": 52,
+                 "sizeof": 64},
+    },
+    "nfs_ssc": {
+        "nfs_ssc_client_ops_tbl": {"ssc_nfs4_ops": 0, "ssc_nfs_ops": 8},
+    },
+    "devres": {
+        "list_head": {"next": 0, "prev": 8},
+        "devres_node": {"entry": 0, "release": 16, "name": 24, "size": 32, "sizeof": 40},
+        "devres": {"node": 0, "data": 40},
+        "devres_group": {"node": 0, "id": 80, "color": 88, "sizeof": 96},
+        "action_devres": {"data": 0, "action": 8, "sizeof": 16},
+    },
     "zpool": {
         "zpool_driver": {"type": 0, "owner": 8, "refcount": 16, "list": 24},
     },
@@ -389,12 +404,16 @@ PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink",
                                          "backing_dev", "jump_label", "device", "genetlink",
                                          "sockdiag", "connector", "inet_proto", "tcp_cong", "idr",
                                          "cpuhp", "zpool", "rhashtable", "bpf", "netfilter",
-                                         "keys", "kthread", "auxiliary", "cpufreq"})
+                                         "keys", "kthread", "auxiliary", "cpufreq",
+                                         "devres", "nfs_ssc", "page"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {
     "auxiliary": ("driver",),
     "crypto": ("slab",),
+    "devres": ("device", "slab", "rhashtable"),
+    "resource": ("devres",),
+    "regmap": ("devres",),
     "genetlink": ("notifier",),
     "inet": ("slab", "rhashtable"),
     "kobject": ("slab",),

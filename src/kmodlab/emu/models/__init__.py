@@ -3,7 +3,7 @@
 Importing this package registers every model (see ``emu/registry.py``).  Files mirror where the
 kernel implements the function:
 
-- the core: printk.py (kernel/printk), vsprintf.py (lib/vsprintf.c), slab.py (mm/slab_common.c,
+- the core: printk.py (kernel/printk), vsprintf.py (lib/vsprintf.c), sscanf.py (its vsscanf), slab.py (mm/slab_common.c,
   mm/slub.c, mm/vmalloc.c), page.py (page_offset_base …, whole pages), percpu.py (mm/percpu.c),
   mempool.py (mm/mempool.c), string.py (lib/string.c), thunks.py (arch/x86 entry thunks,
   ftrace, static calls, stack protector), sched.py (current, preemption, might_sleep),
@@ -21,21 +21,24 @@ kernel implements the function:
   XSAVE, the VT console, NUMA), dmi.py (its SMBIOS identity), resource.py (kernel/resource.c:
   its I/O port and memory trees);
 - devices: device.py (drivers/base/core.c: struct device, class devices, dev_printk, uevents),
-  auxiliary.py (drivers/base/auxiliary.c), cpufreq.py (cpufreq governors),
+  auxiliary.py (drivers/base/auxiliary.c), cpufreq.py (cpufreq governors), devres.py
+  (drivers/base/devres.c: managed resources, devm_ allocators and actions), regmap.py
+  (dev_get_regmap),
   driver.py (drivers/base: buses, classes, drivers matched against the machine's devices,
   platform/PCI/ACPI/PNP, misc, char_dev), kobject.py (lib/kobject.c), transport.py (SCSI
   transport classes, attribute containers), tty.py (tty drivers, line disciplines), input.py
   (input handlers), leds.py (LED triggers), edac.py, block.py (block majors), backing_dev.py
   (mm/backing-dev.c);
 - filesystems: fs.py (filesystems, NLS, debugfs), proc.py (procfs entries, sysctl tables,
-  init_net's sysctls), shrinker.py (mm/vmscan.c), zpool.py (mm/zpool.c);
+  init_net's sysctls), shrinker.py (mm/vmscan.c), zpool.py (mm/zpool.c), nfs_ssc.py
+  (fs/nfs_common/nfs_ssc.c);
 - networking: net.py (rtnetlink, ethtool, pernet operations, netdevice notifiers, struct
   proto, socket families, init_net's fields), netlink.py (kernel sockets), genetlink.py
   (generic netlink families), netsched.py (qdiscs, classifiers, actions), inet.py (inet
   fragments, fqdir, udp_tunnel_nic_ops), inet_proto.py (protocol handlers, netfilter sockopts),
   netfilter.py (netfilter's hook pointers), dropreason.py (subsystem skb drop reasons),
   tcp_cong.py (congestion control), sockdiag.py (sock_diag handlers), connector.py
-  (drivers/connector);
+  (drivers/connector));
 - drm.py (nomodeset, video= options: the command line's say over display drivers);
 - crypto.py (crypto/algapi, shash, templates), keys.py (security/keys: keyrings, keys, key
   types; the X.509 asymmetric key parser).
@@ -47,3 +50,4 @@ from . import (arch, auxiliary, backing_dev, bitmap, block, bpf, connector, cpuf
                rhashtable, sched, shrinker, slab, sockdiag, string, tcp_cong, textsearch,
                thunks, time, timer, transport, tty, userns, uuid, vsprintf, workqueue, zpool)
 from . import drm  # noqa: F401,E402
+from . import devres, nfs_ssc, regmap, sscanf  # noqa: F401,E402

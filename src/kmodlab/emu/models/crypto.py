@@ -20,7 +20,7 @@ for …") are missing (the QEMU oracle names this difference).
 from __future__ import annotations
 
 from ..layouts import layout
-from ..registry import model
+from ..registry import data, model
 
 EINVAL, EEXIST = 22, 17
 # Struct members are (struct, member) keys of emu/layouts.py, read from the running kernel's
@@ -436,3 +436,14 @@ def crypto_init_queue(emu, queue, max_qlen):
     emu.write_u(queue + _o(emu, "crypto_queue", "backlog"), 8, head)
     emu.write_u(queue + _o(emu, "crypto_queue", "qlen"), 4, 0)
     emu.write_u(queue + _o(emu, "crypto_queue", "max_qlen"), 4, max_qlen)
+
+
+# crypto/fips.c: fips_enabled is set by the "fips=" boot parameter; the oracle's guests (and so
+# the sandbox machine) boot without it: 0.
+@data("fips_enabled", 4)
+def fips_enabled(emu) -> bytes:
+    cmdline = getattr(getattr(emu, "kernel", None), "cmdline", "") or ""
+    if any(w.startswith("fips=") for w in cmdline.split()):
+        from ..errors import Unmodelled
+        raise Unmodelled("fips_enabled (the fips= boot parameter)", kind="data", what=emu.what)
+    return bytes(4)

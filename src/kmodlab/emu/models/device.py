@@ -24,8 +24,8 @@ kobject_del (directory removed, parent put), then device_release: dev->release, 
 dev->type->release, else dev->class->dev_release (callbacks into the module), else the
 kernel's ``WARN(1, KERN_ERR "Device '%s' does not have a release() function, it is broken and
 must be fixed. See Documentation/core-api/kobject.rst.\\n")``; then ``dev->p`` and the name are
-freed.  A device made by device_create is freed by the kernel's device_create_release.  A
-device whose devres list is not empty (devm_* on it) is Unmodelled at release.
+freed.  A device made by device_create is freed by the kernel's device_create_release.  The
+release first releases the device's managed resources (models/devres.py).
 
 **Probing.**  device_add on a bus matches the device against that bus's drivers, and every
 driver registered on the bus later is matched against it (driver_attach).  A platform device
@@ -226,10 +226,8 @@ def _cleanup(emu, dev: int) -> None:
         _uevent(emu, dev, "remove")
     if _bit(emu, dev, ST_SYSFS):
         _kobject_del(emu, dev)
-    head = dev + _o(emu, D_DEVRES_HEAD)
-    if emu.read_u(head, 8) != head:
-        raise Unmodelled(f"put_device (device '{dev_name(emu, dev)}' still has managed "
-                         "resources: devres_release_all)", what=emu.what)
+    from .devres import devres_release_all
+    devres_release_all(emu, dev)                # device_release: managed resources first
     p = _ptr(emu, dev, D_P)
     release = _ptr(emu, dev, D_RELEASE)
     typ, cls = _ptr(emu, dev, D_TYPE), _ptr(emu, dev, D_CLASS)
@@ -866,6 +864,20 @@ def dev_driver_string(emu, dev: int) -> str:
     if bus:
         return _bus_name(emu, bus)
     return _class_name(emu, cls) if cls else ""
+
+
+@model("dev_driver_string")
+def dev_driver_string_model(emu, dev):
+    """The name pointer: the bound driver's, else the bus's, else the class's, else "" (a
+    built-in bus's name is the kernel's string: a constant of the emulator's here)."""
+    from .arch import _kernel_string
+    drv, bus, cls = _ptr(emu, dev, D_DRIVER), _ptr(emu, dev, D_BUS), _ptr(emu, dev, D_CLASS)
+    if drv:
+        return emu.read_u(drv, 8)
+    if bus:
+        name = boot_buses(emu).get(bus)
+        return _kernel_string(emu, name) if name else _ptr(emu, bus, B_NAME)
+    return _ptr(emu, cls, C_NAME) if cls else _kernel_string(emu, "")
 
 
 def _bus_name(emu, bus: int) -> str:

@@ -764,10 +764,17 @@ def _s32(v: int) -> int:
 def platform_probe(emu, drv: int, pdev: int) -> int:
     """really_probe of a module's platform device: dev->driver set, platform_probe calls the
     driver's probe(pdev) (no clocks or PM domain on this machine), a failure unbinds with
-    call_driver_probe's message (none for -ENODEV/-ENXIO); probe deferral is not modelled."""
+    call_driver_probe's message (none for -ENODEV/-ENXIO) and releases the managed resources
+    the probe took (a device that has some before probing: dev_crit, -EBUSY); probe deferral
+    is not modelled."""
+    from .devres import devres_release_all, has_resources
     dev = pdev + _o(emu, PD_DEV)
     p = _reg(emu, "pdev")[str(pdev)]
     dname = _name(emu, emu.read_u(drv + _o(emu, DRV_NAME), 8))
+    if has_resources(emu, dev):
+        from .device import _dev_printk
+        _dev_printk(emu, 2, dev, "Resources present before probing\n")
+        return -EBUSY
     emu.write_u(dev + _o(emu, DEV_DRIVER), 8, drv)
     pdrv = drv - _o(emu, PLATFORM_DRIVER)
     probe = emu.read_u(pdrv + _o(emu, PDRV_PROBE), 8)
@@ -789,6 +796,7 @@ def platform_probe(emu, drv: int, pdev: int) -> int:
             _dev_printk(emu, 3, dev, f"probe with driver {dname} failed with error {ret}\n")
         else:                                  # 6.1's: pr_warn
             emu.printk(4, f"{dname}: probe of {p['devname']} failed with error {ret}\n")
+        devres_release_all(emu, dev)           # device_unbind_cleanup
         emu.write_u(dev + _o(emu, DEV_DRIVER), 8, 0)
         emu.write_u(dev + _o(emu, DEV_DRVDATA), 8, 0)
         return ret
@@ -800,8 +808,8 @@ def platform_probe(emu, drv: int, pdev: int) -> int:
 
 def platform_unbind(emu, pdev: int) -> None:
     """__device_release_driver of a bound module platform device: platform_remove calls the
-    driver's remove (6.1: remove_new if set, else remove; 6.12: the one remove), drvdata and
-    dev->driver cleared."""
+    driver's remove (6.1: remove_new if set, else remove; 6.12: the one remove), then
+    device_unbind_cleanup: managed resources released, drvdata and dev->driver cleared."""
     p = _reg(emu, "pdev").get(str(pdev))
     if not p or not p.get("driver"):
         return
@@ -817,6 +825,8 @@ def platform_unbind(emu, pdev: int) -> None:
     if fn:
         emu.call_module(fn, (pdev,))
     dev = pdev + _o(emu, PD_DEV)
+    from .devres import devres_release_all
+    devres_release_all(emu, dev)               # device_unbind_cleanup
     emu.write_u(dev + _o(emu, DEV_DRIVER), 8, 0)
     emu.write_u(dev + _o(emu, DEV_DRVDATA), 8, 0)
 

@@ -34,3 +34,11 @@ def _null_at_boot(name: str):
 
 for _name in HOOKS:
     data(_name, 8, persist=True)(_null_at_boot(_name))
+
+
+# net/netfilter/core.c: the default conntrack zone, a constant (rodata): id
+# NF_CT_DEFAULT_ZONE_ID 0, flags 0, dir NF_CT_DEFAULT_ZONE_DIR (ORIG | REPL = 3) — the bytes
+# 00 00 00 03 of both Debian kernels' images.
+@data("nf_ct_zone_dflt", 4)
+def nf_ct_zone_dflt(emu) -> bytes:
+    return bytes([0, 0, 0, 3])

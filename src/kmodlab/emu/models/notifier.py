@@ -124,6 +124,27 @@ for _chain, (_reg, _unreg) in {
     model(_unreg)(_u)
 
 
+# arch/x86/kernel/cpu/mce/core.c: x86_mce_decoder_chain, a blocking chain raised by a machine
+# check (none happens on the sandbox machine).  The priority must lie in MCE_PRIO_LOWEST (0) ..
+# MCE_PRIO_HIGHEST (MCE_PRIO_CEC, 7); another is the kernel's WARN_ON, not modelled.
+_mce_register, _mce_unregister = _kernel_chain("mce_decoder")
+MCE_PRIO_LOWEST, MCE_PRIO_HIGHEST = 0, 7
+
+
+@model("mce_register_decode_chain")
+def mce_register_decode_chain(emu, nb):
+    prio = emu.read_s(nb + NB_PRIORITY, 4)
+    if not MCE_PRIO_LOWEST <= prio <= MCE_PRIO_HIGHEST:
+        from ..errors import Unmodelled
+        raise Unmodelled(f"mce_register_decode_chain (WARN_ON: priority {prio})", what=emu.what)
+    _mce_register(emu, nb)
+
+
+@model("mce_unregister_decode_chain")
+def mce_unregister_decode_chain(emu, nb):
+    _mce_unregister(emu, nb)
+
+
 # net/ipv4/nexthop.c: register_nexthop_notifier(net, nb, extack) first replays the namespace's
 # nexthops to the block (none exist on the sandbox machine: no routes were ever added), then
 # joins net->nexthop.notifier_chain (a blocking chain: the duplicate warning and -EEXIST apply).

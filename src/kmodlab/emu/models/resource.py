@@ -25,6 +25,11 @@ Node: ``{"s": start, "e": end, "n": name, "f": flags, "d": desc, "a": address, "
   outside root.  ``release_resource(old)``: unlinked with its children (-EINVAL if not in the
   tree).
 
+- ``__devm_request_region(dev, parent, start, n, name)``: the same request, remembered as a
+  ``struct region_devres`` (parent, start, n) on the device's devres list (released with
+  ``devm_region_release``, which releases the region); NULL and nothing listed on failure.
+  ``__devm_release_region`` releases the newest such entry of that exact range now.
+
 A parent that is neither root nor a node of the tree (a module's struct resource that was not
 requested through these models) stops the call as Unmodelled.
 """
@@ -33,6 +38,7 @@ from __future__ import annotations
 from ..errors import Unmodelled
 from ..layouts import layout
 from ..registry import model
+from .devres import KERNEL_RELEASES
 
 LAYOUT = layout("resource")
 EBUSY, EINVAL = 16, 22
@@ -189,3 +195,52 @@ def release_resource(emu, old):
     parent["c"].remove(node)
     emu.write_u(old + _o(emu, "parent"), 8, 0)
     return 0
+
+
+# --- managed regions --------------------------------------------------------------------------
+def _rd_o(emu, member: str) -> int:
+    return LAYOUT.of(emu)["region_devres", member]
+
+
+def _devm_region_release(emu, dev, res):
+    """devm_region_release: __release_region of the remembered range."""
+    __release_region(emu, *(emu.read_u(res + _rd_o(emu, m), 8) for m in ("parent", "start", "n")))
+    return 0
+
+
+@model("__devm_request_region")
+def __devm_request_region(emu, dev, parent, start, n, name):
+    from .devres import GFP_KERNEL, NUMA_NO_NODE, __devres_alloc_node, _kfn, _name_string, \
+        devres_add, devres_free
+    dr = __devres_alloc_node(emu, _kfn(emu, "devm_region_release"), _rd_o(emu, "sizeof"),
+                             GFP_KERNEL, NUMA_NO_NODE, _name_string(emu, "devm_region_release"))
+    if not dr:
+        return 0
+    for m, v in (("parent", parent), ("start", start), ("n", n)):
+        emu.write_u(dr + _rd_o(emu, m), 8, v)
+    res = __request_region(emu, parent, start, n, name, 0)
+    if res:
+        devres_add(emu, dev, dr)
+    else:
+        devres_free(emu, dr)
+    return res
+
+
+@model("__devm_release_region")
+def __devm_release_region(emu, dev, parent, start, n):
+    from .devres import N_RELEASE, _entries, _known, _o as dro, DR_DATA, _del_init, N_ENTRY, \
+        devres_free
+    release = _known(emu, "devm_region_release")
+    for node in reversed(_entries(emu, dev)):
+        res = node + dro(emu, DR_DATA)
+        if emu.read_u(node + dro(emu, N_RELEASE), 8) == release and all(
+                emu.read_u(res + _rd_o(emu, m), 8) == v
+                for m, v in (("parent", parent), ("start", start), ("n", n))):
+            _del_init(emu, node + dro(emu, N_ENTRY))
+            _devm_region_release(emu, dev, res)
+            devres_free(emu, res)
+            return
+    raise Unmodelled("__devm_release_region (WARN_ON: no such managed region)", what=emu.what)
+
+
+KERNEL_RELEASES["devm_region_release"] = _devm_region_release

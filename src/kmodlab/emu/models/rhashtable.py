@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from ..errors import Unmodelled
 from ..layouts import layout
-from ..registry import Model, model
+from ..registry import model
 from .locking import _hang, init_list_head
 from .random import random_bytes
 
@@ -135,26 +135,11 @@ KERNEL_FNS = {"jhash": _jhash_fn, "rhashtable_jhash2": _jhash2_fn,
 
 def kernel_fn(emu, name: str, fn=None) -> int:
     """The address the kernel's non-exported function ``name`` (lib/rhashtable.c's, or ``fn``
-    for another file's) has in this sandbox: a trap running its model.  The address is kept in
-    ``emu.state`` so that pointers stored in persistent memory (``ht->p.hashfn``,
-    ``run_work.func``) stay valid in later runs of the machine."""
+    for another file's) has in this sandbox (Emulator.kernel_fn: a trap running its model, at
+    an address kept for the machine's life, as pointers in persistent memory need)."""
     if fn is not None:
         KERNEL_FNS.setdefault(name, fn)
-    have = emu.__dict__.setdefault("_rht_fns", {})
-    if name in have:
-        return have[name]
-    saved = emu.state.setdefault("rhashtable_fns", {})
-    a = saved.get(name)
-    traps = emu._traps
-    if a is not None and (a not in traps or traps[a].name == name):
-        if a not in traps:                          # reinstall it where earlier runs saw it
-            fn = KERNEL_FNS[name]
-            traps[a] = Model(name, fn, fn.__code__.co_argcount - 1, False)
-            emu._trap_next = max(emu._trap_next, a + 16)
-    else:
-        a = saved[name] = emu.trap(name, KERNEL_FNS[name])
-    have[name] = a
-    return a
+    return emu.kernel_fn(name, KERNEL_FNS[name])
 
 
 # --- set-up -------------------------------------------------------------------------------------
