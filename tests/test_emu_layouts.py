@@ -17,7 +17,9 @@ from kmodlab.profile.debian import STRUCTS_WANTED
 
 PROFILE_612 = "debian-6.12.118+deb13-amd64"
 # models files whose declared facts Linux 6.12's BTF contradicts (or lacks)
-DIFFER_612 = {"arch", "auxiliary", "backing_dev", "crypto", "device", "devres", "driver", "genetlink", "net", "netlink", "proc", "shrinker", "transport", "tty"}
+DIFFER_612 = {"arch", "auxiliary", "backing_dev", "cred", "crypto", "device", "devres", "driver",
+              "genetlink", "libfs", "misc", "net", "netlink", "proc", "serdev", "shrinker",
+              "transport", "tty"}
 
 
 def _facts():

@@ -1,6 +1,6 @@
 """Whole pages as struct page (emu/models/page.py), and small kernel tables modules install
 into: nfs_ssc_client_tbl (nfs_ssc.py), the MCE decoder chain (notifier.py), edac_get_owner,
-nf_ct_zone_dflt, fips_enabled — small C programs against the models."""
+nf_ct_zone_dflt, fips_enabled, efi's flags — small C programs against the models."""
 from __future__ import annotations
 
 import pytest
@@ -16,7 +16,8 @@ NAMES = ["alloc_pages", "__free_pages", "folio_alloc", "mempool_alloc_pages",
 EX = _exports(*[(n, 0xFFFFFFFF81B00000 + 0x40 * i) for i, n in enumerate(NAMES)],
               ("nfs_ssc_client_tbl", 0xFFFFFFFF82F00000, "bss"),
               ("nf_ct_zone_dflt", 0xFFFFFFFF82E00000, "rodata"),
-              ("fips_enabled", 0xFFFFFFFF82F01000, "bss"))
+              ("fips_enabled", 0xFFFFFFFF82F01000, "bss"),
+              ("efi", 0xFFFFFFFF82F02000, "data"))
 
 HEADER = r'''
 struct page { unsigned long flags; void *a[2]; void *mapping; unsigned long index, private;
@@ -36,6 +37,8 @@ void mce_unregister_decode_chain(struct notifier_block *);
 const char *edac_get_owner(void);
 extern const struct { unsigned short id; unsigned char flags, dir; } nf_ct_zone_dflt;
 extern int fips_enabled;
+extern struct { unsigned long a; unsigned int runtime_version, runtime_supported_mask;
+                char pad[240]; unsigned long flags; } efi;
 long r[32];
 #define page_address(p) ((void *)(page_offset_base + (((unsigned long)(p) - vmemmap_base) / 64) * 4096))
 '''
@@ -94,7 +97,8 @@ def test_kernel_tables_modules_install_into():
     """nfs_ssc_register / nfs42_ssc_register fill the table's two slots, an unregister with
     other ops leaves it; the MCE decoder chain takes a block of priority 0..7 and refuses
     another by name; edac_get_owner is NULL (no memory controller was ever added);
-    nf_ct_zone_dflt is {0, 0, dir 3}; fips_enabled is 0."""
+    nf_ct_zone_dflt is {0, 0, dir 3}; fips_enabled is 0; a BIOS-booted machine's efi.flags
+    and runtime_supported_mask are 0."""
     src = HEADER + r'''
     int a, b;
     struct notifier_block nb = { 0, 0, 3 };
@@ -110,11 +114,12 @@ def test_kernel_tables_modules_install_into():
         r[3] = edac_get_owner() == 0;
         r[4] = nf_ct_zone_dflt.id; r[5] = nf_ct_zone_dflt.dir;
         r[6] = fips_enabled;
+        r[7] = efi.flags; r[8] = efi.runtime_supported_mask;
         return 0;
     }'''
     state = {}
     _ret, _log, _emu, b = run(src, EX, state=state)
-    assert _r(b, 7) == [1, 1, 1, 1, 0, 3, 0]
+    assert _r(b, 9) == [1, 1, 1, 1, 0, 3, 0, 0, 0]
     assert state["notifiers"]["mce_decoder"] == []
     src = HEADER + r'''
     struct notifier_block nb = { 0, 0, 9 };

@@ -4,7 +4,8 @@ write the same bytes, log the same lines and fail the same way.
 - x86-64 relocations: the entry-by-entry loop for small tables (``_apply_small``) and the numpy
   batch for large ones, on real modules and on every crafted failure of test_relocations.py;
 - simplify_symbols' common case decided inline against resolve_symbol's whole path;
-- the PKCS#7 decoder's memo of the last message shape against a fresh decoding.
+- the PKCS#7 decoder's memo of the last message shape against a fresh decoding;
+- modprobe's alias lookup by literal prefix against fnmatch over every modules.alias line.
 """
 from __future__ import annotations
 
@@ -169,3 +170,28 @@ def test_pkcs7_memo_keeps_no_message_that_logged(monkeypatch):
             pass
         assert any("Unknown OID" in t for t in lines)
     assert "p7" not in signing._LAST_SHAPE
+
+
+def test_alias_index_finds_what_a_scan_of_every_pattern_finds():
+    """ModuleDir's alias lookup files patterns by their literal prefix: the same modules, in
+    modules.alias order and each once, as fnmatch over every line."""
+    import fnmatch
+    from kmodlab.lib.modinfo import AliasIndex
+    lines = [("pci:v00008086d*sv*sd*bc*sc*i*", "e1000e"), ("pci:v00008086d00001237*", "piix"),
+             ("crypto-crc32c", "crc32c_generic"), ("crypto-crc32c", "crc32c_intel"),
+             ("crypto-crc32c-*", "crc32c_generic"), ("*", "catchall"),
+             ("fs-[ex]t4", "ext4"), ("char-major-10-?", "misc1"),
+             ("crypto-crc32c", "crc32c_generic"),
+             ("pci:v00008086d00001237*", "e1000e")]
+    idx = AliasIndex(lines)
+
+    def scan(key):
+        out = []
+        for p, m in lines:
+            if m not in out and fnmatch.fnmatchcase(key, p):
+                out.append(m)
+        return out
+    for key in ["crypto-crc32c", "crypto-crc32c-x", "fs-et4", "fs-xt4", "char-major-10-1",
+                "char-major-10-12", "pci:v00008086d00001237sv1sd2bc3sc4i5", "", "zzz"]:
+        assert idx.match(key) == scan(key), key
+    assert idx.match("crypto-crc32c") == ["crc32c_generic", "crc32c_intel", "catchall"]

@@ -39,6 +39,7 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
                        "flags": 10, "driver_data": 16, "sizeof": 24},
         "sysinfo": {"totalram": 32, "freeram": 40, "sharedram": 48, "bufferram": 56,
                     "totalhigh": 88, "freehigh": 96, "mem_unit": 104, "sizeof": 112},
+        "efi": {"runtime_supported_mask": 12, "flags": 256},
     },
     "crypto": {
         "shash_alg": {"export": 40, "import": 48, "setkey": 56, "init_tfm": 64, "exit_tfm": 72,
@@ -331,6 +332,16 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
         "nf_sockopt_ops": {"pf": 16, "set_optmin": 20, "set_optmax": 24, "get_optmin": 40,
                            "get_optmax": 44, "sizeof": 64},
     },
+    "xfrm": {
+        "xfrm_input_afinfo": {"family": 0, "is_ipip": 1, "sizeof": 16},
+        "xfrm_type": {"proto": 8},
+        "xfrm_type_offload": {"proto": 8},
+        "xfrm4_protocol": {"next": 32, "priority": 40},
+        "xfrm6_protocol": {"next": 32, "priority": 40},
+    },
+    "gro": {
+        "packet_offload": {"type": 0, "priority": 2, "sizeof": 48},
+    },
     "tcp_cong": {
         "tcp_congestion_ops": {"ssthresh": 0, "cong_avoid": 8, "cong_control": 56,
                                "undo_cwnd": 64, "name": 88, "key": 128, "sizeof": 192},
@@ -343,6 +354,15 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
     },
     "cpuhp": {
         "hlist_node": {"next": 0, "pprev": 8},
+    },
+    "cred": {
+        "cred": {"usage": 0, "cap_permitted": 52, "cap_effective": 60, "cap_bset": 68,
+                 "jit_keyring": 84, "session_keyring": 88, "process_keyring": 96,
+                 "thread_keyring": 104, "request_key_auth": 112, "user_ns": 136,
+                 "sizeof": 176},
+    },
+    "tcp_ulp": {
+        "tcp_ulp_ops": {"name": 64},
     },
     "page": {
         "page": {"flags": 0, "mapping": 24, "private": 40, "_mapcount": 48, "_refcount": 52,
@@ -360,6 +380,51 @@ LAYOUTS: dict[str, dict[str, dict[str, int | list[int]]]] = {
     },
     "zpool": {
         "zpool_driver": {"type": 0, "owner": 8, "refcount": 16, "list": 24},
+    },
+    "misc": {
+        "percpu_counter": {"count": 8, "list": 16, "counters": 32, "sizeof": 40},
+        # srcu_sup and struct srcu_usage are 6.12's (None: not in 6.1)
+        "srcu_struct": {"srcu_idx": 120, "sda": 192, "srcu_sup": None, "sizeof": 392},
+        "srcu_data": {"srcu_lock_count": 0, "srcu_unlock_count": 16, "sizeof": 384},
+        "srcu_usage": {"srcu_ssp": None, "sizeof": None},
+    },
+    "serdev": {
+        "serdev_device_driver": {"driver": 0},
+        "device_driver": {"name": 0, "bus": 8, "owner": 16, "probe_type": 36, "probe": 56,
+                          "remove": 72, "shutdown": 80},
+    },
+    "parser": {
+        "match_token": {"token": 0, "pattern": 8, "sizeof": 16},
+        "substring_t": {"from": 0, "to": 8, "sizeof": 16},
+    },
+    "libfs": {
+        "vfsmount": {"mnt_root": 0, "mnt_sb": 8, "mnt_flags": 16},
+        "mount": {"mnt": 32, "sizeof": 320},
+        "super_block": {"s_blocksize_bits": 20, "s_maxbytes": 32, "s_type": 40, "s_op": 48,
+                        "s_flags": 80, "s_root": 104, "s_count": 152, "s_active": 156,
+                        "s_instances": 264, "s_fs_info": 920, "s_time_gran": 928,
+                        "s_time_min": 936, "s_time_max": 944, "s_id": 968, "s_d_op": 1064,
+                        "sizeof": 1472},
+        "fs_context": {"ops": 0, "fs_type": 40, "root": 64, "source": 112, "s_fs_info": 128,
+                       "sb_flags": 136, "sb_flags_mask": 140, "sizeof": 152},
+        "fs_context_operations": {"free": 0, "parse_param": 16, "get_tree": 32},
+        "file_system_type": {"name": 0, "init_fs_context": 16, "owner": 48, "fs_supers": 64},
+        "super_operations": {"alloc_inode": 0},
+        "inode_operations": {"lookup": 0, "get_link": 8},
+        "inode": {"i_mode": 0, "i_opflags": 2, "i_flags": 12, "i_op": 32, "i_sb": 40,
+                  "i_mapping": 48, "__i_nlink": 72, "i_blkbits": 142, "i_dentry": 312,
+                  "i_count": 344, "i_data": 376, "sizeof": 632,
+                  # 6.12's split timestamps (Linux 6.7+: None in 6.1)
+                  "i_atime_sec": None, "i_mtime_sec": None, "i_ctime_sec": None,
+                  "i_atime_nsec": None, "i_mtime_nsec": None, "i_ctime_nsec": None},
+        "address_space": {"host": 0},
+        "dentry": {"d_flags": 0, "d_parent": 24, "d_name.hash_len": 32, "d_name.name": 40,
+                   "d_inode": 48, "d_iname": 56, "d_lockref.count": 92, "d_sb": 104,
+                   "d_op": 96, "d_u.d_alias": 176, "sizeof": 192},
+        "dentry_operations": {"d_revalidate": 0, "d_weak_revalidate": 8, "d_hash": 16,
+                              "d_compare": 24, "d_delete": 32, "d_init": 40, "d_prune": 56,
+                              "d_real": 96},
+        "lockref": {"count": 4},
     },
     "rhashtable": {
         "list_head": {"next": 0, "prev": 8},
@@ -404,11 +469,13 @@ PER_PROFILE: frozenset[str] = frozenset({"driver", "netsched", "net", "netlink",
                                          "backing_dev", "jump_label", "device", "genetlink",
                                          "sockdiag", "connector", "inet_proto", "tcp_cong", "idr",
                                          "cpuhp", "zpool", "rhashtable", "bpf", "netfilter",
-                                         "keys", "kthread", "auxiliary", "cpufreq",
-                                         "devres", "nfs_ssc", "page"})
+                                         "keys", "kthread", "auxiliary", "cpufreq", "xfrm", "gro",
+                                         "devres", "nfs_ssc", "page", "tcp_ulp", "cred", "libfs",
+                                         "misc", "serdev", "parser"})
 
 # helpers a file calls directly from another models file that has layout facts
 USES: dict[str, tuple[str, ...]] = {
+    "serdev": ("driver",),
     "auxiliary": ("driver",),
     "crypto": ("slab",),
     "devres": ("device", "slab", "rhashtable"),

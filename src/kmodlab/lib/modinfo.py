@@ -289,13 +289,37 @@ def module_dirname(root: str | None, kver: str | None) -> str:
     return d
 
 
+class AliasIndex:
+    """modules.alias's patterns, found as kmod's index finds them: every module whose pattern
+    (fnmatch, in file order) matches a key, each module once.  Patterns are filed under their
+    literal prefix (the text before the first ``*``, ``?`` or ``[``), so a lookup matches only
+    the patterns whose prefix starts the key, instead of compiling all of them (tens of
+    thousands in a distribution kernel's file, more than fnmatch's cache holds)."""
+
+    def __init__(self, lines: list[tuple[str, str]]):
+        self.by_prefix: dict[str, list[tuple[int, str, str]]] = {}
+        for i, (pattern, mod) in enumerate(lines):
+            cut = min((j for j in (pattern.find(c) for c in "*?[") if j >= 0),
+                      default=len(pattern))
+            self.by_prefix.setdefault(pattern[:cut], []).append((i, pattern, mod))
+
+    def match(self, key: str) -> list[str]:
+        import fnmatch
+        cands = [c for n in range(len(key) + 1) for c in self.by_prefix.get(key[:n], ())]
+        out: list[str] = []
+        for _i, pattern, mod in sorted(cands):
+            if mod not in out and fnmatch.fnmatchcase(key, pattern):
+                out.append(mod)
+        return out
+
+
 class ModuleDir:
     """The modules of one kernel release, looked up as kmod does (see the module doc)."""
 
     def __init__(self, dirname: str):
         self.dirname = dirname
         self._dep: dict[str, str] | None = None
-        self._aliases: list[tuple[str, str]] | None = None
+        self._aliases: AliasIndex | None = None
         self._symbols: dict[str, str] | None = None
         self._builtin: set[str] | None = None
         self._builtin_info: dict[str, list[bytes]] | None = None
@@ -416,14 +440,9 @@ class ModuleDir:
             if hit is not None:
                 return [self._module_named(hit)]
         if self._aliases is None:
-            self._aliases = self._alias_lines("modules.alias")
+            self._aliases = AliasIndex(self._alias_lines("modules.alias"))
         import fnmatch
-        out: list[Module] = []
-        seen = set()
-        for pattern, mod in self._aliases:
-            if mod not in seen and fnmatch.fnmatchcase(key, pattern):
-                seen.add(mod)
-                out.append(self._module_named(mod))
+        out = [self._module_named(mod) for mod in self._aliases.match(key)]
         if out:
             return out
         if key in self.builtin_names():

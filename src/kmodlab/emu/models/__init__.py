@@ -3,9 +3,10 @@
 Importing this package registers every model (see ``emu/registry.py``).  Files mirror where the
 kernel implements the function:
 
-- the core: printk.py (kernel/printk), vsprintf.py (lib/vsprintf.c), sscanf.py (its vsscanf), slab.py (mm/slab_common.c,
-  mm/slub.c, mm/vmalloc.c), page.py (page_offset_base …, whole pages), percpu.py (mm/percpu.c),
-  mempool.py (mm/mempool.c), string.py (lib/string.c), thunks.py (arch/x86 entry thunks,
+- the core: printk.py (kernel/printk), vsprintf.py (lib/vsprintf.c), sscanf.py (its vsscanf),
+  slab.py (mm/slab_common.c, mm/slub.c, mm/vmalloc.c), page.py (page_offset_base …, whole
+  pages, struct page), percpu.py (mm/percpu.c), mempool.py (mm/mempool.c), string.py
+  (lib/string.c), reciprocal_div.py (lib/math), thunks.py (arch/x86 entry thunks,
   ftrace, static calls, stack protector), sched.py (current, preemption, might_sleep),
   time.py (jiffies, delays, ktime), timer.py (kernel/time/timer.c), workqueue.py
   (kernel/workqueue.c), kthread.py (kernel/kthread.c: kernel threads, kthread
@@ -31,17 +32,23 @@ kernel implements the function:
   (mm/backing-dev.c);
 - filesystems: fs.py (filesystems, NLS, debugfs), proc.py (procfs entries, sysctl tables,
   init_net's sysctls), shrinker.py (mm/vmscan.c), zpool.py (mm/zpool.c), nfs_ssc.py
-  (fs/nfs_common/nfs_ssc.c);
+  (fs/nfs_common/nfs_ssc.c), libfs.py (simple_pin_fs, internal mounts, root inode/dentry),
+  parser.py (lib/parser.c: match_token);
 - networking: net.py (rtnetlink, ethtool, pernet operations, netdevice notifiers, struct
   proto, socket families, init_net's fields), netlink.py (kernel sockets), genetlink.py
   (generic netlink families), netsched.py (qdiscs, classifiers, actions), inet.py (inet
   fragments, fqdir, udp_tunnel_nic_ops), inet_proto.py (protocol handlers, netfilter sockopts),
   netfilter.py (netfilter's hook pointers), dropreason.py (subsystem skb drop reasons),
-  tcp_cong.py (congestion control), sockdiag.py (sock_diag handlers), connector.py
-  (drivers/connector));
+  tcp_cong.py (congestion control), tcp_ulp.py (TCP upper-layer protocols), sockdiag.py
+  (sock_diag handlers), connector.py
+  (drivers/connector), gro.py (packet offloads), ipv6.py (ipv6_mod_enabled), lwtunnel.py
+  (lwtunnel encap ops), sysctl_net_core.py (net.core sysctls), xfrm.py (xfrm input afinfo,
+  types, protocol handlers), zones.py (zone page counters: nr_free_buffer_pages);
 - drm.py (nomodeset, video= options: the command line's say over display drivers);
 - crypto.py (crypto/algapi, shash, templates), keys.py (security/keys: keyrings, keys, key
-  types; the X.509 asymmetric key parser).
+  types; the X.509 asymmetric key parser), cred.py (kernel/cred.c: kernel services' creds);
+- misc.py (lib/percpu_counter.c, dmaengine_get/put, SRCU structs), serdev.py (serial device bus drivers), sort.py
+  (lib/sort.c).
 """
 from . import (arch, auxiliary, backing_dev, bitmap, block, bpf, connector, cpufreq, cpuhp, crc, crypto,  # noqa: F401
                ctype, device, dmi, driver, dropreason, edac, fs, genetlink, idr, inet, inet_proto, input,
@@ -50,4 +57,7 @@ from . import (arch, auxiliary, backing_dev, bitmap, block, bpf, connector, cpuf
                rhashtable, sched, shrinker, slab, sockdiag, string, tcp_cong, textsearch,
                thunks, time, timer, transport, tty, userns, uuid, vsprintf, workqueue, zpool)
 from . import drm  # noqa: F401,E402
-from . import devres, nfs_ssc, regmap, sscanf  # noqa: F401,E402
+from . import gro, ipv6, lwtunnel, sysctl_net_core, xfrm, zones  # noqa: F401,E402
+from . import cred, devres, nfs_ssc, reciprocal_div, regmap, sscanf, tcp_ulp  # noqa: F401,E402
+from . import libfs, parser  # noqa: F401,E402
+from . import misc, serdev, sort  # noqa: F401,E402

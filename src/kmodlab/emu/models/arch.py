@@ -128,6 +128,21 @@ def boot_cpu_data(emu) -> bytes:
     return cpuinfo(emu)[:FIRST_PART]
 
 
+# --- EFI (drivers/firmware/efi/efi.c) ---------------------------------------------------------
+# The oracle's guests boot through QEMU's BIOS, not EFI: ``efi.flags`` has no bit (no EFI_BOOT,
+# no EFI_RUNTIME_SERVICES), and efisubsys_init clears ``efi.runtime_supported_mask`` (its
+# static value is EFI_RT_SUPPORTED_ALL) because runtime services are off.  Only these two
+# fields are readable; the table addresses and the runtime entry points stay unmodelled.
+@data_field("efi", 12, 4, member=("efi", "runtime_supported_mask"))
+def efi_runtime_supported_mask(emu) -> bytes:
+    return bytes(4)
+
+
+@data_field("efi", 256, 8, member=("efi", "flags"))
+def efi_flags(emu) -> bytes:
+    return bytes(8)
+
+
 @data_field("boot_cpu_data", 224, 104, member=("cpuinfo_x86", "topo"))
 def boot_cpu_data_tail(emu) -> bytes:
     """6.12's cpuinfo_x86 from ``topo`` (224) to its end (328); 6.1 has no ``topo``."""

@@ -91,7 +91,7 @@ BOOT_BUSES = {"pci_bus_type": "pci", "platform_bus_type": "platform", "usb_bus_t
 # built-in buses whose bus_type vmlinux does not export (module code reaches them only through
 # the acpi_bus_register_driver / pnp_register_driver / __auxiliary_driver_register models,
 # which set drv->bus)
-HIDDEN_BUSES = ("acpi", "pnp", "auxiliary")
+HIDDEN_BUSES = ("acpi", "pnp", "auxiliary", "serial")   # serial: serdev's bus
 
 
 def hidden_bus(emu, name: str) -> int:

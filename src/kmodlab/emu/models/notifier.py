@@ -63,13 +63,33 @@ def blocking_notifier_chain_unregister(emu, nh, nb):
     return _chain_unregister(emu, nh + 40, nb)
 
 
+# atomic chains whose head is a kernel data export: their blocks are listed in
+# emu.state["notifiers"][chain] as the private chains' are (the head's bytes, which hold the
+# blocks the kernel registered at boot, are not modelled); the sandbox never panics
+KERNEL_ATOMIC_HEADS = {"panic_notifier_list": "panic"}
+
+
+def _kernel_head(emu, nh: int) -> str | None:
+    for export, chain in KERNEL_ATOMIC_HEADS.items():
+        e = emu.exports.get(export)
+        if e is not None and e.addr == nh:
+            return chain
+    return None
+
+
 @model("atomic_notifier_chain_register")
 def atomic_notifier_chain_register(emu, nh, nb):
+    chain = _kernel_head(emu, nh)
+    if chain is not None:
+        return _kernel_chain(chain)[0](emu, nb)
     return _chain_register(emu, nh + 8, nb)
 
 
 @model("atomic_notifier_chain_unregister")
 def atomic_notifier_chain_unregister(emu, nh, nb):
+    chain = _kernel_head(emu, nh)
+    if chain is not None:
+        return _kernel_chain(chain)[1](emu, nb)
     return _chain_unregister(emu, nh + 8, nb)
 
 
@@ -117,6 +137,9 @@ for _chain, (_reg, _unreg) in {
         "lsm": ("register_blocking_lsm_notifier", "unregister_blocking_lsm_notifier"),
         # net/switchdev/switchdev.c: no switchdev port exists, so no event is ever raised
         "switchdev": ("register_switchdev_notifier", "unregister_switchdev_notifier"),
+        # net/dcb/dcbevent.c: raised by dcbnl when a device's DCB application table changes;
+        # no device of the machine has DCB, so no event is ever raised
+        "dcbevent": ("register_dcbevent_notifier", "unregister_dcbevent_notifier"),
         "switchdev_blocking": ("register_switchdev_blocking_notifier",
                                "unregister_switchdev_blocking_notifier")}.items():
     _r, _u = _kernel_chain(_chain)
