@@ -235,7 +235,8 @@ def test_match_token_and_match_int():
 def test_target_core_mod_parses_its_virtual_lun0_options(kernel, machine, tree):
     """target_core_mod's init registers its configfs subsystem, sets up the rd_mcp virtual
     LUN 0 ("rd_pages=8" through match_token/match_int) and logs the real kernel's first line;
-    it then stops by name at prepare_kernel_cred (the db_root file open, not modelled)."""
+    it then stops by name at override_creds (the insmod task's credentials, before the db_root
+    file open: not modelled)."""
     r = insmod(kernel, tree, "target_core_mod")
     assert "Rounding down aligned max_sectors from 4294967295 to 4294967288" in _lines(kernel)
-    assert any("unmodelled kernel function prepare_kernel_cred" in x for x in r.log), r.log
+    assert any("unmodelled kernel function override_creds" in x for x in r.log), r.log
