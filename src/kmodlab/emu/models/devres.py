@@ -260,14 +260,19 @@ def devres_release(emu, dev, release, match, match_data):
 
 
 # --- release of a range (remove_nodes / release_nodes) ------------------------------------------
+def _markers(emu, grp: int) -> tuple[int, int]:
+    """The group's opening and closing marker nodes (node[0], node[1])."""
+    n0 = grp + _o(emu, G_NODE)
+    return n0, n0 + _o(emu, N_SIZEOF)
+
+
 def _group_of(emu, node: int) -> int:
     """node_to_group: the group whose opening or closing marker ``node`` is, else 0."""
     rel = _rd(emu, node + _o(emu, N_RELEASE))
-    step = _o(emu, N_SIZEOF)
     if rel == _known(emu, "group_open_release"):
         return node - _o(emu, G_NODE)
     if rel == _known(emu, "group_close_release"):
-        return node - _o(emu, G_NODE) - step
+        return node - _o(emu, G_NODE) - _o(emu, N_SIZEOF)
     return 0
 
 
@@ -290,12 +295,11 @@ def _remove_nodes(emu, first: int, end: int, todo: int) -> int:
             cnt += 1
     if not groups:
         return cnt
-    step = _o(emu, N_SIZEOF)
     cur = first
     while cur != end:
         node, cur = cur - ent, _next(emu, cur)
         grp = _group_of(emu, node)
-        g0, g1 = grp + _o(emu, G_NODE) + ent, grp + _o(emu, G_NODE) + step + ent
+        g0, g1 = (m + ent for m in _markers(emu, grp))
         color = emu.read_s(grp + _o(emu, G_COLOR), 4) + 1
         if _empty(emu, g1):
             color += 1
@@ -342,8 +346,8 @@ def devres_open_group(emu, dev, id_, gfp):
     grp = kmalloc_flags(emu, _o(emu, G_SIZE), gfp)
     if not grp:
         return 0
-    step, ent = _o(emu, N_SIZEOF), _o(emu, N_ENTRY)
-    n0, n1 = grp + _o(emu, G_NODE), grp + _o(emu, G_NODE) + step
+    ent = _o(emu, N_ENTRY)
+    n0, n1 = _markers(emu, grp)
     emu.write_u(n0 + _o(emu, N_RELEASE), 8, _kfn(emu, "group_open_release"))
     emu.write_u(n1 + _o(emu, N_RELEASE), 8, _kfn(emu, "group_close_release"))
     _init(emu, n0 + ent)
@@ -366,7 +370,7 @@ def _name_string(emu, s: str) -> int:
 
 
 def _find_group(emu, dev: int, id_: int) -> int:
-    step, ent = _o(emu, N_SIZEOF), _o(emu, N_ENTRY)
+    ent = _o(emu, N_ENTRY)
     opener = _known(emu, "group_open_release")
     for node in reversed(_entries(emu, dev)):
         if _rd(emu, node + _o(emu, N_RELEASE)) != opener:
@@ -375,30 +379,29 @@ def _find_group(emu, dev: int, id_: int) -> int:
         if id_:
             if _rd(emu, grp + _o(emu, G_ID)) == id_:
                 return grp
-        elif _empty(emu, grp + _o(emu, G_NODE) + step + ent):
+        elif _empty(emu, _markers(emu, grp)[1] + ent):
             return grp
     return 0
 
 
-def _group_missing(emu, fn: str):
-    raise Unmodelled(f"{fn} (WARN_ON: no such devres group)", what=emu.what)
+def _group(emu, dev: int, id_: int, fn: str) -> int:
+    """find_group, or the kernel's WARN_ON for a group that is not there (not modelled)."""
+    grp = _find_group(emu, dev, id_)
+    if not grp:
+        raise Unmodelled(f"{fn} (WARN_ON: no such devres group)", what=emu.what)
+    return grp
 
 
 @model("devres_close_group")
 def devres_close_group(emu, dev, id_):
-    grp = _find_group(emu, dev, id_)
-    if not grp:
-        _group_missing(emu, "devres_close_group")
-    _add_dr(emu, dev, grp + _o(emu, G_NODE) + _o(emu, N_SIZEOF), "devres_close_group")
+    _add_dr(emu, dev, _markers(emu, _group(emu, dev, id_, "devres_close_group"))[1],
+            "devres_close_group")
 
 
 @model("devres_remove_group")
 def devres_remove_group(emu, dev, id_):
-    grp = _find_group(emu, dev, id_)
-    if not grp:
-        _group_missing(emu, "devres_remove_group")
-    ent, step = _o(emu, N_ENTRY), _o(emu, N_SIZEOF)
-    g0, g1 = grp + _o(emu, G_NODE) + ent, grp + _o(emu, G_NODE) + step + ent
+    grp = _group(emu, dev, id_, "devres_remove_group")
+    g0, g1 = (m + _o(emu, N_ENTRY) for m in _markers(emu, grp))
     _del_init(emu, g0)
     if not _empty(emu, g1):
         _del_init(emu, g1)
@@ -407,15 +410,10 @@ def devres_remove_group(emu, dev, id_):
 
 @model("devres_release_group")
 def devres_release_group(emu, dev, id_):
-    grp = _find_group(emu, dev, id_)
-    if not grp:
-        _group_missing(emu, "devres_release_group")
-    ent, step = _o(emu, N_ENTRY), _o(emu, N_SIZEOF)
-    first = grp + _o(emu, G_NODE) + ent
-    end = _next(emu, grp + _o(emu, G_NODE) + step + ent)
-    if _empty(emu, grp + _o(emu, G_NODE) + step + ent):
-        end = _head(emu, dev)
-    return _release_nodes(emu, dev, first, end)
+    g0, g1 = (m + _o(emu, N_ENTRY)
+              for m in _markers(emu, _group(emu, dev, id_, "devres_release_group")))
+    end = _head(emu, dev) if _empty(emu, g1) else _next(emu, g1)
+    return _release_nodes(emu, dev, g0, end)
 
 
 # --- devm_ allocators -------------------------------------------------------------------------
